@@ -1,0 +1,46 @@
+# Zoom session logs service. `make run` serves, `make test` tests; both set themselves up.
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test lint fmt bench docker clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/'
+
+$(INSTALLED): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED) ## create ./.venv with the service (editable) and its dev tools
+
+run: $(INSTALLED) ## serve on 127.0.0.1:8080 (embedded PostgreSQL under ./var when DATABASE_URL is unset)
+	$(PY) -m service.devdb run
+
+migrate: $(INSTALLED) ## apply pending migrations to DATABASE_URL
+	$(PY) -m service migrate
+
+test: $(INSTALLED) ## the whole suite on a real PostgreSQL (started here when DATABASE_URL is unset)
+	$(PY) -m service.devdb test -- $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(INSTALLED) ## ruff check and format check
+	$(VENV)/bin/ruff check service tests
+	$(VENV)/bin/ruff format --check service tests
+
+fmt: $(INSTALLED) ## reformat and fix imports
+	$(VENV)/bin/ruff check --fix service tests
+	$(VENV)/bin/ruff format service tests
+
+bench: $(INSTALLED) ## ingest benchmark with its baselines
+	@echo "the benchmark is not written yet" && exit 1
+
+docker: ## build the container image (needs a Docker engine)
+	docker build -t zoom-session-logs .
+
+clean: ## remove the venv, caches and local data (./var)
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,2 @@
+DROP TABLE bookings;
+DROP FUNCTION set_updated_at();

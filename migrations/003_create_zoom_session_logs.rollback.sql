@@ -1,0 +1,1 @@
+DROP TABLE zoom_session_logs;

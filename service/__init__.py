@@ -1,0 +1,1 @@
+"""TeachTape's Zoom session logs service."""

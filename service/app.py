@@ -1,0 +1,43 @@
+"""Application assembly: keys, cleanup contexts, middlewares and routes. No I/O."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from service import metrics, ops
+from service.auth import internal_auth_middleware
+from service.config import Config
+from service.db import load_queries, migration_ids, pool_ctx
+from service.errors import error_middleware
+from service.keys import CONFIG, EVENT_STORE, METRICS, MIGRATION_IDS, POOL, QUERIES
+from service.metrics import Metrics
+from service.zoom import webhook
+from service.zoom.ingest import EventStore
+
+# Zoom's payloads are a few kB; anything over 1 MiB is refused with 413 before it is read.
+MAX_BODY_BYTES = 1024 * 1024
+
+
+async def event_store_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG]
+    app[EVENT_STORE] = EventStore(app[POOL], app[QUERIES], config.db_acquire_timeout_seconds)
+    yield
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        middlewares=[error_middleware, internal_auth_middleware],
+        client_max_size=MAX_BODY_BYTES,
+    )
+    app[CONFIG] = config
+    app[QUERIES] = load_queries()
+    app[METRICS] = Metrics.create()
+    app[MIGRATION_IDS] = migration_ids()
+    app.cleanup_ctx.append(pool_ctx)
+    app.cleanup_ctx.append(event_store_ctx)
+    app.add_routes(ops.routes)
+    app.add_routes(metrics.routes)
+    app.add_routes(webhook.routes)
+    return app

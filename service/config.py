@@ -1,0 +1,135 @@
+"""Configuration, read once from the environment into a frozen dataclass."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+# Names the seed's earlier code and docs used; we refuse to read them, but say what to do.
+LEGACY_SECRET_NAMES = ("ZOOM_VERIFICATION_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN")
+ZOOM_API_VARIABLES = ("ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_HOST_USER")
+
+
+class ConfigError(Exception):
+    """A required setting is missing or malformed; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class ZoomApiCredentials:
+    """Server-to-Server OAuth app credentials and the user meetings are created under."""
+
+    account_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    host_user: str
+
+
+@dataclass(frozen=True)
+class Config:
+    database_url: str = field(repr=False)
+    webhook_secrets: tuple[str, ...] = field(repr=False)
+    internal_api_tokens: tuple[str, ...] = field(repr=False)
+    # None when any of ZOOM_API_VARIABLES is unset: webhooks work, accept answers 503.
+    zoom_api: ZoomApiCredentials | None = None
+    missing_zoom_api_variables: tuple[str, ...] = ()
+    zoom_api_url: str = "https://api.zoom.us/v2"
+    zoom_oauth_url: str = "https://zoom.us/oauth/token"
+    host: str = "0.0.0.0"  # noqa: S104 - a container listens on all interfaces
+    port: int = 8080
+    webhook_tolerance_seconds: int = 7200
+    # A timestamp further ahead than this is refused whatever the tolerance (clock skew allowance).
+    webhook_max_future_seconds: int = 300
+    db_pool_min_size: int = 0
+    db_pool_max_size: int = 10
+    # Zoom gives up on a delivery after 3 s, so waiting longer for the database helps nobody.
+    db_connect_timeout_seconds: float = 2.0
+    db_acquire_timeout_seconds: float = 2.5
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Config:
+        """Build the configuration, raising ConfigError naming the first bad variable."""
+        zoom_api_values = {name: environ.get(name, "").strip() for name in ZOOM_API_VARIABLES}
+        missing_zoom = tuple(name for name, value in zoom_api_values.items() if not value)
+        zoom_api = None
+        if not missing_zoom:
+            zoom_api = ZoomApiCredentials(
+                account_id=zoom_api_values["ZOOM_ACCOUNT_ID"],
+                client_id=zoom_api_values["ZOOM_CLIENT_ID"],
+                client_secret=zoom_api_values["ZOOM_CLIENT_SECRET"],
+                host_user=zoom_api_values["ZOOM_HOST_USER"],
+            )
+        return cls(
+            database_url=database_url_from_env(environ),
+            webhook_secrets=webhook_secrets_from_env(environ),
+            internal_api_tokens=required_list(environ, "INTERNAL_API_TOKENS"),
+            zoom_api=zoom_api,
+            missing_zoom_api_variables=missing_zoom,
+            zoom_api_url=url_setting(environ, "ZOOM_API_URL", cls.zoom_api_url),
+            zoom_oauth_url=url_setting(environ, "ZOOM_OAUTH_URL", cls.zoom_oauth_url),
+            host=environ.get("HOST", "").strip() or cls.host,
+            port=int_setting(environ, "PORT", cls.port, low=1, high=65535),
+            webhook_tolerance_seconds=int_setting(
+                environ, "WEBHOOK_TOLERANCE_SECONDS", cls.webhook_tolerance_seconds, low=1
+            ),
+        )
+
+
+def database_url_from_env(environ: Mapping[str, str]) -> str:
+    """Return DATABASE_URL, which must be a postgresql:// DSN."""
+    url = environ.get("DATABASE_URL", "").strip()
+    if not url:
+        raise ConfigError("DATABASE_URL is required (postgresql://user:password@host:port/db)")
+    if not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("DATABASE_URL must start with postgresql://")
+    return url
+
+
+def webhook_secrets_from_env(environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Return the Zoom Secret Tokens, the first one answering URL validation."""
+    secrets = split_list(environ.get("ZOOM_WEBHOOK_SECRET", ""))
+    if secrets:
+        return secrets
+    for legacy in LEGACY_SECRET_NAMES:
+        if environ.get(legacy, "").strip():
+            raise ConfigError(
+                f"ZOOM_WEBHOOK_SECRET is required; {legacy} is no longer read: "
+                f"rename it to ZOOM_WEBHOOK_SECRET"
+            )
+    raise ConfigError("ZOOM_WEBHOOK_SECRET is required (the Zoom app's Secret Token)")
+
+
+def required_list(environ: Mapping[str, str], name: str) -> tuple[str, ...]:
+    values = split_list(environ.get(name, ""))
+    if not values:
+        raise ConfigError(f"{name} is required")
+    return values
+
+
+def split_list(value: str) -> tuple[str, ...]:
+    """Split a comma-separated setting, dropping blanks."""
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+def int_setting(
+    environ: Mapping[str, str], name: str, default: int, *, low: int, high: int | None = None
+) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise ConfigError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def url_setting(environ: Mapping[str, str], name: str, default: str) -> str:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.startswith(("http://", "https://")):
+        raise ConfigError(f"{name} must be an http(s) URL, got {raw!r}")
+    return raw.rstrip("/")

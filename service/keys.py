@@ -1,0 +1,20 @@
+"""The application's typed keys (aiohttp AppKey), kept apart to avoid import cycles."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiohttp import web
+
+from service.config import Config
+
+if TYPE_CHECKING:
+    pass
+
+CONFIG = web.AppKey("config", Config)
+POOL = web.AppKey("pool", asyncpg.Pool)
+QUERIES = web.AppKey("queries", "Queries")
+METRICS = web.AppKey("metrics", "Metrics")
+EVENT_STORE = web.AppKey("event_store", "EventStore")
+MIGRATION_IDS = web.AppKey("migration_ids", frozenset)

@@ -1,0 +1,79 @@
+"""POST /api/zoom/webhook: verify Zoom's signature, then answer the CRC or store the event."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from aiohttp import web
+
+from service.errors import BadRequest, Unauthorized, is_database_unavailable
+from service.keys import CONFIG, EVENT_STORE, METRICS
+from service.payloads import json_response
+from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
+from service.zoom.signature import SignatureCheck, url_validation, verify
+
+routes = web.RouteTableDef()
+
+TIMESTAMP_CHECKS = frozenset(
+    {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
+)
+
+
+@routes.post("/api/zoom/webhook")
+async def receive_webhook(request: web.Request) -> web.Response:
+    config, deliveries = request.app[CONFIG], request.app[METRICS].webhook_deliveries
+    # aiohttp refuses bodies over client_max_size (1 MiB) here, answering 413.
+    raw = await request.read()
+    check = verify(
+        secrets=config.webhook_secrets,
+        timestamp=request.headers.get("x-zm-request-timestamp"),
+        signature=request.headers.get("x-zm-signature"),
+        body=raw,
+        now=time.time(),
+        tolerance_seconds=config.webhook_tolerance_seconds,
+        max_future_seconds=config.webhook_max_future_seconds,
+    )
+    if check is not SignatureCheck.OK:
+        reason = "timestamp" if check in TIMESTAMP_CHECKS else "signature"
+        deliveries.labels(f"rejected_{reason}").inc()
+        raise Unauthorized(f"invalid_{reason}", check.reason)
+
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        deliveries.labels("rejected_body").inc()
+        raise BadRequest("invalid_json", "The body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        deliveries.labels("rejected_body").inc()
+        raise BadRequest("invalid_body", "The body must be a JSON object.")
+
+    event_type = body.get("event")
+    if event_type == URL_VALIDATION:
+        payload = body.get("payload")
+        plain_token = payload.get("plainToken") if isinstance(payload, dict) else None
+        if not isinstance(plain_token, str) or not plain_token:
+            deliveries.labels("rejected_body").inc()
+            raise BadRequest("invalid_body", "payload.plainToken must be a non-empty string.")
+        deliveries.labels("url_validation").inc()
+        return json_response(url_validation(config.webhook_secrets[0], plain_token))
+
+    if event_type not in STORED_EVENTS:
+        deliveries.labels("ignored").inc()
+        return json_response({"status": "ignored", "event": event_type})
+
+    try:
+        event = parse_event(body, raw)
+    except InvalidEvent as exc:
+        deliveries.labels("rejected_body").inc()
+        raise BadRequest("invalid_event", f"{exc}.") from None
+
+    try:
+        is_new = await request.app[EVENT_STORE].store(event)
+    except Exception as exc:
+        if is_database_unavailable(exc):
+            deliveries.labels("unavailable").inc()
+        raise  # the error middleware answers 503, and Zoom retries
+    outcome = "stored" if is_new else "duplicate"
+    deliveries.labels(outcome).inc()
+    return json_response({"status": outcome, "event": event_type})
