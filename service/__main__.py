@@ -22,8 +22,9 @@ def serve() -> int:
     from aiohttp import web
 
     from service.app import create_app
+    from service.logs import configure_logging
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(os.environ.get("LOG_LEVEL", "").strip() or "INFO")
     if config.missing_zoom_api_variables:
         logging.getLogger("service").warning(
             "accepting booking requests is disabled until %s are set",
@@ -35,7 +36,8 @@ def serve() -> int:
         uvloop = None
     if uvloop is not None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+    # access_log=None: service.logs writes the one JSON line per request instead of aiohttp.
+    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
     return 0
 
 

@@ -12,6 +12,7 @@ from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
 from service.errors import error_middleware
 from service.keys import CONFIG, EVENT_STORE, METRICS, MIGRATION_IDS, POOL, QUERIES
+from service.logs import access_log_middleware
 from service.metrics import Metrics
 from service.zoom import webhook
 from service.zoom.ingest import EventStore
@@ -28,7 +29,7 @@ async def event_store_ctx(app: web.Application) -> AsyncIterator[None]:
 
 def create_app(config: Config) -> web.Application:
     app = web.Application(
-        middlewares=[error_middleware, internal_auth_middleware],
+        middlewares=[access_log_middleware, error_middleware, internal_auth_middleware],
         client_max_size=MAX_BODY_BYTES,
     )
     app[CONFIG] = config

@@ -51,6 +51,18 @@ def python_argv(argv: Sequence[str]) -> list[str]:
     return [sys.executable, *argv[1:]] if argv and argv[0] == "python" else list(argv)
 
 
+def http(
+    url: str, data: bytes | None = None, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """A blocking HTTP request to a test server: status, headers and body (also for 4xx/5xx)."""
+    request = urllib.request.Request(url, data=data, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http only
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
 @dataclass
 class Service:
     process: subprocess.Popen

@@ -1,0 +1,123 @@
+"""Structured logs: one JSON object per line, and one access line per request.
+
+Never logged: headers, bodies, query strings, secrets, participant names or emails. A webhook's
+line carries only its event type and meeting id, read from the body the handler already read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+ACCESS_LOGGER = "service.access"
+REQUEST_ID_HEADER = "X-Request-Id"
+WEBHOOK_PATH = "/api/zoom/webhook"
+# A caller's request id is echoed and logged only when it is short and plain (no log injection).
+REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+# The fields a LogRecord always has; anything else came in through `extra=` and is logged.
+RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+
+request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "request_id", default=None
+)
+access_log = logging.getLogger(ACCESS_LOGGER)
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one line of JSON: ts, level, logger, msg, request_id and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        request_id = getattr(record, "request_id", None) or request_id_var.get()
+        if request_id:
+            entry["request_id"] = request_id
+        for key, value in vars(record).items():
+            if key not in RECORD_ATTRIBUTES and key not in entry:
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return orjson.dumps(entry, default=str).decode()
+
+
+def configure_logging(level: str = "INFO", stream=None) -> None:
+    """Send every log record to stderr (or stream) as JSON lines."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def request_id_for(request: web.Request) -> str:
+    """The caller's X-Request-Id when it is plain, else a new one."""
+    given = request.headers.get(REQUEST_ID_HEADER, "")
+    if REQUEST_ID_SHAPE.fullmatch(given):
+        return given
+    return uuid.uuid4().hex
+
+
+async def webhook_fields(request: web.Request) -> dict[str, str]:
+    """The event type and meeting id of a webhook delivery; nothing about its participants."""
+    try:
+        body = orjson.loads(await request.read())  # aiohttp keeps the body the handler read
+    except (web.HTTPException, orjson.JSONDecodeError, ValueError, OSError):
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    fields: dict[str, str] = {}
+    if isinstance(body.get("event"), str):
+        fields["event"] = body["event"][:64]
+    payload = body.get("payload")
+    meeting = payload.get("object") if isinstance(payload, dict) else None
+    if isinstance(meeting, dict) and isinstance(meeting.get("id"), (str, int)):
+        fields["meeting_id"] = str(meeting["id"])[:64]
+    return fields
+
+
+@web.middleware
+async def access_log_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Log one line per request and echo X-Request-Id; outermost, so it sees the final status."""
+    request_id = request_id_for(request)
+    token = request_id_var.set(request_id)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        if not response.prepared:
+            response.headers[REQUEST_ID_HEADER] = request_id
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    except asyncio.CancelledError:
+        status = 499  # the client went away before the answer
+        raise
+    finally:
+        fields: dict[str, Any] = {
+            "method": request.method,
+            "path": request.path,
+            "status": status,
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "request_id": request_id,
+        }
+        if request.path == WEBHOOK_PATH and request.method == "POST" and status not in (413, 499):
+            fields.update(await webhook_fields(request))
+        access_log.info("request", extra=fields)
+        request_id_var.reset(token)
