@@ -12,6 +12,11 @@ import sys
 
 from service.config import Config, ConfigError, database_url_from_env
 
+# On SIGTERM the server stops accepting at once, then gives requests in flight this long to
+# finish before the cleanup contexts flush pending writes and close the pool. Zoom waits 3 s for
+# an answer anyway, and `docker stop` sends SIGKILL after 10 s.
+SHUTDOWN_TIMEOUT_SECONDS = 5.0
+
 
 def serve() -> int:
     try:
@@ -37,7 +42,15 @@ def serve() -> int:
     if uvloop is not None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     # access_log=None: service.logs writes the one JSON line per request instead of aiohttp.
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None, access_log=None)
+    web.run_app(
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+    )
+    logging.getLogger("service").info("stopped")
     return 0
 
 
