@@ -1,6 +1,7 @@
 """python -m service: serve (configured from the environment; never migrates).
 
 python -m service migrate: apply pending migrations to DATABASE_URL and exit.
+python -m service retention --days N: strip participant details from older events (daily job).
 """
 
 from __future__ import annotations
@@ -67,13 +68,49 @@ def migrate() -> int:
     return 0
 
 
+def retention(argv: list[str]) -> int:
+    """Strip participant details from events older than --days (a daily job)."""
+    import argparse
+
+    import asyncpg
+
+    from service.retention import DEFAULT_BATCH_SIZE, run_retention
+
+    parser = argparse.ArgumentParser(
+        prog="python -m service retention",
+        description="Strip participant names, emails and raw payloads from old Zoom events.",
+    )
+    parser.add_argument("--days", type=int, required=True, help="keep details this many days")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE)
+    args = parser.parse_args(argv)
+    if args.days < 1 or args.batch_size < 1:
+        parser.error("--days and --batch-size must be at least 1")
+    try:
+        database_url = database_url_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        stripped, cutoff = asyncio.run(run_retention(database_url, args.days, args.batch_size))
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"error: retention stopped (finished batches stay done): {exc}", file=sys.stderr)
+        return 1
+    print(f"stripped participant details from {stripped} event(s) before {cutoff.isoformat()}")
+    return 0
+
+
 COMMANDS = {"serve": serve, "migrate": migrate}
+# Commands that take options of their own.
+COMMANDS_WITH_ARGS = {"retention": retention}
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "serve"
+    if command in COMMANDS_WITH_ARGS:
+        return COMMANDS_WITH_ARGS[command](argv[1:])
     if command not in COMMANDS or len(argv) > 1:
-        print(f"usage: python -m service [{'|'.join(COMMANDS)}]", file=sys.stderr)
+        names = [*COMMANDS, *COMMANDS_WITH_ARGS]
+        print(f"usage: python -m service [{'|'.join(names)}]", file=sys.stderr)
         return 2
     return COMMANDS[command]()
 

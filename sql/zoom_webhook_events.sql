@@ -35,3 +35,55 @@ UPDATE bookings
  WHERE id = ANY($1::uuid[])
    AND status = 'paid'
 RETURNING id;
+
+-- name: strip_webhook_event_pii
+-- Retention: forget who took part in events that occurred before $1, at most $2 rows per call.
+-- Each call is one short transaction over one batch; rows another transaction holds are skipped
+-- (SKIP LOCKED) and left for the next run, so retention never waits on ingest or blocks it.
+-- Kept: the row, event_type, occurred_at, zoom_meeting_id, meeting_uuid, booking_id, dedupe_key
+-- and Zoom's participant ids (attendance still counts each person's time). Gone: name, email,
+-- and every other part of raw_data, which shrinks to the event's non-personal skeleton marked
+-- "redacted". The WHERE clause repeats zoom_webhook_events_unstripped_idx's predicate so that
+-- the index serves it. Returns the ids stripped; fewer than $2 means nothing is left to do.
+WITH batch AS (
+    SELECT e.id
+      FROM zoom_webhook_events AS e
+     WHERE e.occurred_at < $1
+       AND (e.participant_name IS NOT NULL
+            OR e.participant_email IS NOT NULL
+            OR (e.raw_data IS NOT NULL AND NOT e.raw_data @> '{"redacted": true}'))
+     ORDER BY e.occurred_at, e.id
+     LIMIT $2
+       FOR UPDATE SKIP LOCKED
+)
+UPDATE zoom_webhook_events AS e
+   SET participant_name = NULL,
+       participant_email = NULL,
+       raw_data = CASE WHEN e.raw_data IS NULL THEN NULL ELSE jsonb_strip_nulls(jsonb_build_object(
+           'redacted', TRUE,
+           'event', e.raw_data -> 'event',
+           'event_ts', e.raw_data -> 'event_ts',
+           'payload', jsonb_build_object('object', jsonb_build_object(
+               'id', e.raw_data #> '{payload,object,id}',
+               'uuid', e.raw_data #> '{payload,object,uuid}',
+               'host_id', e.raw_data #> '{payload,object,host_id}',
+               'type', e.raw_data #> '{payload,object,type}',
+               'start_time', e.raw_data #> '{payload,object,start_time}',
+               'end_time', e.raw_data #> '{payload,object,end_time}',
+               'duration', e.raw_data #> '{payload,object,duration}',
+               'participant', CASE
+                   WHEN jsonb_typeof(e.raw_data #> '{payload,object,participant}') = 'object'
+                   THEN jsonb_build_object(
+                       'id', e.raw_data #> '{payload,object,participant,id}',
+                       'user_id', e.raw_data #> '{payload,object,participant,user_id}',
+                       'participant_user_id',
+                           e.raw_data #> '{payload,object,participant,participant_user_id}',
+                       'participant_uuid',
+                           e.raw_data #> '{payload,object,participant,participant_uuid}',
+                       'join_time', e.raw_data #> '{payload,object,participant,join_time}',
+                       'leave_time', e.raw_data #> '{payload,object,participant,leave_time}')
+               END))
+       )) END
+  FROM batch
+ WHERE e.id = batch.id
+RETURNING e.id;
