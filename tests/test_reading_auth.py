@@ -1,0 +1,49 @@
+"""Click-log and reading routes: 401 without a good token, 404 for an unknown booking."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.factories import make_booking
+
+BOOKING = "BOOKING"
+ROUTES = [
+    ("POST", "/api/zoom-logs"),
+    ("GET", f"/api/bookings/{BOOKING}/zoom-events"),
+    ("GET", f"/api/bookings/{BOOKING}/zoom-logs"),
+    ("GET", f"/api/bookings/{BOOKING}/attendance"),
+    ("GET", f"/api/bookings/{BOOKING}/timeline"),
+]
+BAD_HEADERS = [
+    {},
+    {"Authorization": "Bearer wrong-token"},
+    {"Authorization": "Basic dGVzdDp0ZXN0"},
+    {"Authorization": "Bearer "},
+]
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize("headers", BAD_HEADERS, ids=["none", "wrong", "basic", "empty"])
+async def test_no_or_wrong_token_is_401_with_the_error_body(client, db, method, path, headers):
+    booking = await make_booking(db)
+    path = path.replace(BOOKING, str(booking["id"]))
+    body = {"booking_id": str(booking["id"]), "action_type": "join_meeting"}
+    resp = await client.request(method, path, json=body, headers=headers)
+    assert resp.status == 401
+    assert resp.content_type == "application/json"
+    error = await resp.json()
+    assert set(error) == {"error", "message"}
+    assert error["error"] == "unauthorized"
+    assert await db.fetchval("SELECT count(*) FROM zoom_session_logs") == 0
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES[1:])
+async def test_unknown_or_malformed_booking_is_404(client, auth_headers, method, path):
+    for booking_id in (str(uuid.uuid4()), "not-a-uuid"):
+        resp = await client.request(method, path.replace(BOOKING, booking_id), headers=auth_headers)
+        assert resp.status == 404
+        error = await resp.json()
+        assert error["error"] == "booking_not_found"
+        assert set(error) == {"error", "message"}
