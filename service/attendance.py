@@ -165,25 +165,50 @@ def meeting_window(facts: Sequence[ZoomFact]) -> MeetingWindow:
 
 
 def person_intervals(records: Sequence[ZoomFact], window: MeetingWindow) -> list[Interval]:
-    """Pair one person's joins and leaves, close open joins, clip to the meeting, and merge."""
+    """Pair one person's joins and leaves, close open joins, clip to the meeting, and merge.
+
+    Joins and leaves pair up within a join session first (same meeting instance and per-join
+    user_id, as Zoom sends them); what is left over (a leave whose user_id differs from its
+    join's) is paired across sessions in time order.
+    """
     sessions: dict[tuple[str, str], list[ZoomFact]] = {}
     for record in records:
         sessions.setdefault((record.meeting_uuid, record.join_user_id), []).append(record)
     raw: list[tuple[datetime, datetime | None]] = []
+    leftovers: list[ZoomFact] = []
     for session in sessions.values():
-        # At the same instant a join sorts before a leave, so a zero-length visit pairs up.
-        session.sort(key=lambda r: (r.occurred_at, r.event_type != PARTICIPANT_JOINED))
-        opened: datetime | None = None
-        for record in session:
-            if record.event_type == PARTICIPANT_JOINED:
-                opened = record.occurred_at if opened is None else opened
-            elif opened is not None:
-                raw.append((opened, record.occurred_at))
-                opened = None
-            # A leave with no open join proves no interval: ignored in the sums.
-        if opened is not None:
-            raw.append((opened, window.end_after(opened)))
+        closed, unpaired = pair(session)
+        raw += closed
+        leftovers += unpaired
+    closed, unpaired = pair(leftovers)
+    raw += closed
+    # A join with no leave lasts until the meeting ended; a stray leave proves nothing.
+    raw += [
+        (r.occurred_at, window.end_after(r.occurred_at))
+        for r in unpaired
+        if r.event_type == PARTICIPANT_JOINED
+    ]
     return merge(clip(raw, window))
+
+
+def pair(records: Iterable[ZoomFact]) -> tuple[list[tuple[datetime, datetime]], list[ZoomFact]]:
+    """Pair each leave with the open join before it; return the intervals and the unpaired."""
+    # At the same instant a join sorts before a leave, so a zero-length visit pairs up.
+    ordered = sorted(records, key=lambda r: (r.occurred_at, r.event_type != PARTICIPANT_JOINED))
+    closed: list[tuple[datetime, datetime]] = []
+    unpaired: list[ZoomFact] = []
+    opened: ZoomFact | None = None
+    for record in ordered:
+        if record.event_type == PARTICIPANT_JOINED:
+            opened = opened or record  # a second join while in: the first one counts
+        elif opened is not None:
+            closed.append((opened.occurred_at, record.occurred_at))
+            opened = None
+        else:
+            unpaired.append(record)
+    if opened is not None:
+        unpaired.append(opened)
+    return closed, unpaired
 
 
 def clip(raw: Iterable[tuple[datetime, datetime | None]], window: MeetingWindow) -> list[Interval]:

@@ -242,3 +242,14 @@ def test_one_persons_intervals_never_overlap_and_fit_in_the_meeting(facts):
             assert ended is None or (i["left_at"] is not None and i["left_at"] <= ended)
         if started is not None and ended is not None:
             assert p["seconds_present"] <= (ended - started).total_seconds()
+
+
+def test_a_leave_whose_user_id_differs_from_its_join_still_closes_it():
+    facts = [
+        meeting(MEETING_STARTED, 0),
+        person(PARTICIPANT_JOINED, 1, join_user_id="100", **ATHLETE),
+        person(PARTICIPANT_LEFT, 10, join_user_id="999", **ATHLETE),
+        meeting(MEETING_ENDED, 30),
+    ]
+    [athlete] = attendance("b", facts, [])["participants"]
+    assert athlete["intervals"] == [{"joined_at": at(1), "left_at": at(10)}]
