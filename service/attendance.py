@@ -83,8 +83,12 @@ def _text(value: Any) -> str:
 
 
 def fact_from_row(row: Mapping[str, Any]) -> ZoomFact:
-    """Read a stored zoom_webhook_events row: its type, time, raw body and stored columns."""
-    event_type, raw_data = row["event_type"], row["raw_data"]
+    """Read a stored zoom_webhook_events row: its type, time, raw body and stored columns.
+
+    The raw body is preferred (it holds the host id and every participant id); a row without
+    one (written by hand) falls back to the stored columns.
+    """
+    event_type, raw_data = row["event_type"] or "", row.get("raw_data")
     payload = raw_data.get("payload") if isinstance(raw_data, Mapping) else None
     meeting = payload.get("object") if isinstance(payload, Mapping) else None
     meeting = meeting if isinstance(meeting, Mapping) else {}
@@ -93,12 +97,14 @@ def fact_from_row(row: Mapping[str, Any]) -> ZoomFact:
     is_participant = event_type in (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
     zoom_id = _text(person.get("id"))
     stable_id = _text(person.get("participant_user_id")) or zoom_id
+    if not person:
+        stable_id = _text(row.get("participant_user_id"))
     email = _text(person.get("email")) or _text(row.get("participant_email"))
     name = _text(person.get("user_name")) or _text(row.get("participant_name"))
     return ZoomFact(
         occurred_at=row["occurred_at"],
         event_type=event_type,
-        meeting_uuid=_text(meeting.get("uuid")),
+        meeting_uuid=_text(meeting.get("uuid")) or _text(row.get("meeting_uuid")),
         host_id=_text(meeting.get("host_id")),
         participant_uuid=_text(person.get("participant_uuid")) if is_participant else "",
         stable_id=stable_id if is_participant else "",

@@ -46,8 +46,10 @@ def describe(fact: ZoomFact, *, is_host: bool, unmatched_leave: bool) -> str:
     host = " as host" if is_host else ""
     if fact.event_type == PARTICIPANT_JOINED:
         return f"{who(fact)} joined the meeting{host}"
-    note = " (no join was recorded before this leave)" if unmatched_leave else ""
-    return f"{who(fact)} left the meeting{note}"
+    if fact.event_type == PARTICIPANT_LEFT:
+        note = " (no join was recorded before this leave)" if unmatched_leave else ""
+        return f"{who(fact)} left the meeting{note}"
+    return f"Zoom sent {fact.event_type or 'an event without a type'}"
 
 
 def timeline(

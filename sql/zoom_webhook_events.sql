@@ -51,7 +51,8 @@ SELECT e.id, e.event_type, e.occurred_at, e.zoom_meeting_id, e.participant_name,
 
 -- name: select_booking_events
 -- Every event of a booking with its raw body, for attendance and the timeline. $1 booking_id.
-SELECT e.id, e.event_type, e.occurred_at, e.participant_name, e.participant_email, e.raw_data
+SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
+       e.participant_email, e.participant_user_id, e.raw_data
   FROM zoom_webhook_events AS e
  WHERE e.booking_id = $1
  ORDER BY e.occurred_at, e.id;

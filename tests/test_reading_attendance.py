@@ -239,3 +239,31 @@ async def test_the_timeline_tells_the_session_in_words(client, db, auth_headers)
     assert items[4]["actor"] == "Jill Chill (jchill@example.com)"
     assert all(set(e) == {"at", "kind", "type", "actor", "actor_id", "description", "id"}
                for e in items)  # fmt: skip
+
+
+async def test_events_written_without_a_raw_body_are_read_from_their_columns(
+    client, db, auth_headers
+):
+    booking = await make_booking(db)
+    rows = [
+        ("meeting.started", "2026-09-21T15:00:00Z", None, None, None),
+        ("meeting.participant_joined", "2026-09-21T15:01:00Z", "Jill", "j@example.com", "jill"),
+        ("meeting.participant_left", "2026-09-21T15:05:00Z", "Jill", "j@example.com", "jill"),
+        (None, "2026-09-21T15:06:00Z", None, None, None),
+    ]
+    await db.executemany(
+        "INSERT INTO zoom_webhook_events (booking_id, zoom_meeting_id, event_type, occurred_at,"
+        " participant_name, participant_email, participant_user_id)"
+        " VALUES ($1, '1', $2, $3::text::timestamptz, $4, $5, $6)",
+        [(booking["id"], *row) for row in rows],
+    )
+    body = await get_json(client, f"/api/bookings/{booking['id']}/attendance", auth_headers)
+    [jill] = body["participants"]
+    assert (jill["user_id"], jill["seconds_present"], jill["is_host"]) == ("jill", 240, False)
+    timeline = await get_json(client, f"/api/bookings/{booking['id']}/timeline", auth_headers)
+    assert [e["description"] for e in timeline["items"]] == [
+        "Meeting started",
+        "Jill (j@example.com) joined the meeting",
+        "Jill (j@example.com) left the meeting",
+        "Zoom sent an event without a type",
+    ]
