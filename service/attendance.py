@@ -160,14 +160,20 @@ class MeetingWindow:
 
 
 def meeting_window(facts: Sequence[ZoomFact]) -> MeetingWindow:
-    """Find when the meeting started and ended; a restart after the last end means it runs again."""
-    starts = sorted(f.occurred_at for f in facts if f.event_type == MEETING_STARTED)
-    ends = tuple(sorted({f.occurred_at for f in facts if f.event_type == MEETING_ENDED}))
+    """Find when the meeting started and ended.
+
+    A new instance (another Zoom uuid) started after the last end, and not ended itself, means
+    the meeting runs again: no end yet.
+    """
+    starts = sorted(f for f in facts if f.event_type == MEETING_STARTED)
+    ended = [f for f in facts if f.event_type == MEETING_ENDED]
+    ends = tuple(sorted({f.occurred_at for f in ended}))
     ended_at = ends[-1] if ends else None
-    if ended_at is not None and starts and starts[-1] > ended_at:
-        ended_at = None
+    if ended_at is not None and starts and starts[-1].occurred_at > ended_at:
+        if starts[-1].meeting_uuid not in {f.meeting_uuid for f in ended}:
+            ended_at = None
     last_known = max((f.occurred_at for f in facts), default=None)
-    return MeetingWindow(starts[0] if starts else None, ended_at, ends, last_known)
+    return MeetingWindow(starts[0].occurred_at if starts else None, ended_at, ends, last_known)
 
 
 def person_intervals(records: Sequence[ZoomFact], window: MeetingWindow) -> list[Interval]:
