@@ -12,7 +12,8 @@ The relation is applied to every pair and closed transitively, so the grouping d
 on the order the events arrived in. The summary's `user_id` is the stable id (null for guests).
 
 Intervals. Joins and leaves are paired per join session (Zoom's per-join `user_id` within one
-meeting instance), oldest first. A leave with no open join is ignored in the sums (the
+meeting instance), oldest first; what is left over then pairs across sessions (a leave whose
+user_id differs from its join's). A leave with no open join is ignored in the sums (the
 timeline still shows it). A join with no leave lasts until the first `meeting.ended` at or
 after it; when there is none the meeting still runs, `left_at` is null, and the time counted
 for it runs up to the latest stored event of the booking: we count only what the stored facts
@@ -29,10 +30,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-MEETING_STARTED = "meeting.started"
-MEETING_ENDED = "meeting.ended"
-PARTICIPANT_JOINED = "meeting.participant_joined"
-PARTICIPANT_LEFT = "meeting.participant_left"
+from service.zoom.events import (
+    MEETING_ENDED,
+    MEETING_STARTED,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+)
+
 START_CLICK = "start_meeting"
 JOIN_CLICK = "join_meeting"
 

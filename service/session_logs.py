@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from service.attendance import JOIN_CLICK, START_CLICK
 from service.errors import NotFound
 from service.keys import POOL, QUERIES
 from service.payloads import json_response, parse_choice, parse_uuid, read_json
 
 routes = web.RouteTableDef()
 
-SESSION_ACTIONS = frozenset({"start_meeting", "join_meeting"})
+SESSION_ACTIONS = frozenset({START_CLICK, JOIN_CLICK})
 
 
 @routes.post("/api/zoom-logs")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
@@ -183,6 +185,15 @@ def test_fact_from_row_reads_the_stable_id_and_host_from_the_raw_body():
         "h",
         "inst",
     )
+
+
+def test_attendance_and_timeline_load_without_aiohttp_or_asyncpg():
+    probe = (
+        "import sys, service.attendance, service.timeline;"
+        "print(sorted(m for m in ('aiohttp', 'asyncpg') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # ---- properties -------------------------------------------------------------------------
