@@ -14,7 +14,7 @@ from aiohttp import web
 from service.attendance import attendance, fact_from_row
 from service.db import Queries
 from service.errors import BadRequest, NotFound
-from service.keys import POOL, QUERIES
+from service.keys import CONFIG, POOL, QUERIES
 from service.payloads import json_response, parse_uuid_text
 from service.timeline import timeline
 
@@ -72,7 +72,9 @@ def parse_include(value: str | None) -> bool:
     raise BadRequest("invalid_include", f"include may only be 'raw', got {value!r}.")
 
 
-async def existing_booking_id(conn: asyncpg.Connection | asyncpg.Pool, q: Queries, raw: str):
+async def existing_booking_id(
+    conn: asyncpg.Connection | asyncpg.Pool, q: Queries, raw: str
+) -> uuid.UUID:
     """Return the booking id from the path, or 404 when it is malformed or unknown."""
     booking_id = parse_uuid_text(raw, "booking")
     if await conn.fetchrow(q.select_booking, booking_id) is None:
@@ -93,6 +95,7 @@ async def read_audit_trail(
 
 @routes.get("/api/bookings/{id}/zoom-events")
 async def list_zoom_events(request: web.Request) -> web.Response:
+    parse_uuid_text(request.match_info["id"], "booking")  # a malformed id is 404 before all else
     limit = parse_limit(request.query.get("limit"))
     after = request.query.get("after")
     position = decode_cursor(after) if after is not None else FIRST_POSITION
@@ -126,7 +129,7 @@ async def list_zoom_logs(request: web.Request) -> web.Response:
 @routes.get("/api/bookings/{id}/attendance")
 async def show_attendance(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
         booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
     facts = [fact_from_row(e) for e in events]
     return json_response(
@@ -137,7 +140,7 @@ async def show_attendance(request: web.Request) -> web.Response:
 @routes.get("/api/bookings/{id}/timeline")
 async def show_timeline(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
-    async with pool.acquire() as conn:
+    async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
         booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
     entries = timeline([(e["id"], fact_from_row(e)) for e in events], clicks)
     return json_response({"booking_id": booking_id, "items": entries})

@@ -6,6 +6,8 @@ import uuid
 
 import pytest
 
+from service.app import create_app
+from tests.conftest import test_config
 from tests.factories import make_booking
 
 BOOKING = "BOOKING"
@@ -47,3 +49,23 @@ async def test_unknown_or_malformed_booking_is_404(client, auth_headers, method,
         error = await resp.json()
         assert error["error"] == "booking_not_found"
         assert set(error) == {"error", "message"}
+
+
+async def test_a_malformed_id_is_404_even_with_a_bad_limit(client, auth_headers):
+    resp = await client.get("/api/bookings/nope/zoom-events?limit=0", headers=auth_headers)
+    assert resp.status == 404
+    assert (await resp.json())["error"] == "booking_not_found"
+
+
+@pytest.mark.parametrize(("method", "path"), ROUTES)
+async def test_database_down_is_503_with_the_error_body(aiohttp_client, auth_headers, method, path):
+    # Port 1 on the loopback refuses at once: the database is unreachable.
+    config = test_config("postgresql://nobody@127.0.0.1:1/none")
+    client = await aiohttp_client(create_app(config))
+    booking_id = str(uuid.uuid4())
+    body = {"booking_id": booking_id, "action_type": "join_meeting"}
+    resp = await client.request(
+        method, path.replace(BOOKING, booking_id), json=body, headers=auth_headers
+    )
+    assert resp.status == 503
+    assert (await resp.json())["error"] == "database_unavailable"
