@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import metrics, ops
+from service import bookings, metrics, ops, session_logs
 from service.auth import internal_auth_middleware
 from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
@@ -40,4 +40,6 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(ops.routes)
     app.add_routes(metrics.routes)
     app.add_routes(webhook.routes)
+    app.add_routes(session_logs.routes)
+    app.add_routes(bookings.routes)
     return app
