@@ -53,6 +53,8 @@ class Failure:
 class FakeZoom:
     url: str = ""
     expires_in: int = 3600
+    # Seconds every meeting creation takes (Zoom is not instant; racing accepts overlap it).
+    create_latency: float = 0.0
     calls: list[Call] = field(default_factory=list)
     meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
@@ -183,6 +185,7 @@ class FakeZoom:
 
     async def create_meeting(self, request: web.Request) -> web.Response:
         call = await self._record(request, "create")
+        await asyncio.sleep(self.create_latency)
         scripted = await self._scripted("create")
         if scripted is not None:
             return scripted

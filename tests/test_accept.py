@@ -113,6 +113,56 @@ async def test_ten_racing_accepts_create_one_meeting_and_one_booking(zoom_client
     )
 
 
+async def test_racing_accepts_wait_while_zoom_is_slow_and_answer_its_booking(
+    zoom_client, fake_zoom, db
+):
+    fake_zoom.create_latency = 0.5
+    req = await make_booking_request(db)
+
+    responses = await asyncio.gather(
+        *(accept(zoom_client, req["id"], req["coach_id"]) for _ in range(10))
+    )
+
+    assert sorted(r.status for r in responses) == [200] * 9 + [201]
+    assert len({(await r.json())["id"] for r in responses}) == 1
+    assert len(fake_zoom.calls_to("create")) == 1
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 1
+
+
+async def test_racing_accept_takes_over_after_zoom_hung_for_the_first(zoom_client, fake_zoom, db):
+    req = await make_booking_request(db)
+    fake_zoom.fail("hang", target="create")
+
+    first = asyncio.ensure_future(accept(zoom_client, req["id"], req["coach_id"]))
+    await asyncio.sleep(0.2)
+    second = await accept(zoom_client, req["id"], req["coach_id"])
+
+    assert (await first).status == 502
+    assert second.status == 201
+    assert len(fake_zoom.meetings) == 1
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 1
+
+
+async def test_accept_gives_up_with_409_while_the_request_stays_locked(
+    aiohttp_client, database_url, fake_zoom, db
+):
+    config = zoom_config(database_url, fake_zoom, zoom_budget_seconds=0.5)
+    client = await aiohttp_client(create_app(config))
+    req = await make_booking_request(db)
+
+    async with db.transaction():
+        await db.execute("SELECT 1 FROM booking_requests WHERE id = $1 FOR UPDATE", req["id"])
+        started = time.monotonic()
+        resp = await accept(client, req["id"], req["coach_id"])
+        elapsed = time.monotonic() - started
+
+    assert resp.status == 409
+    assert (await resp.json())["error"] == "accept_in_progress"
+    assert elapsed < 2
+    assert fake_zoom.calls == []
+    await assert_still_pending(db, req)
+
+
 async def test_one_token_serves_several_accepts(zoom_client, fake_zoom, db):
     sequential = [await make_booking_request(db) for _ in range(3)]
     concurrent = [await make_booking_request(db) for _ in range(4)]
