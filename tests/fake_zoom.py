@@ -149,11 +149,21 @@ class FakeZoom:
         await asyncio.wait_for(self.released.wait(), timeout=60)
         return error(504, 504, "Too late.", headers)
 
-    def _bearer_rejected(self, call: Call) -> web.Response | None:
+    async def _rest_call(
+        self, request: web.Request, target: str
+    ) -> tuple[Call, web.Response | None]:
+        """Record a REST call; the answer is a scripted failure or a bearer refusal, if any."""
+        call = await self._record(request, target)
+        if target == "create":
+            await asyncio.sleep(self.create_latency)
+        scripted = await self._scripted(target)
+        if scripted is not None:
+            return call, scripted
         scheme, _, token = call.headers.get("Authorization", "").partition(" ")
         if scheme != "Bearer" or token not in self.valid_tokens:
-            return error(401, 124, "Invalid access token.", {"x-zm-trackingid": "fake-auth"})
-        return None
+            refusal = error(401, 124, "Invalid access token.", {"x-zm-trackingid": "fake-auth"})
+            return call, refusal
+        return call, None
 
     async def token(self, request: web.Request) -> web.Response:
         call = await self._record(request, "oauth")
@@ -184,14 +194,9 @@ class FakeZoom:
         )
 
     async def create_meeting(self, request: web.Request) -> web.Response:
-        call = await self._record(request, "create")
-        await asyncio.sleep(self.create_latency)
-        scripted = await self._scripted("create")
-        if scripted is not None:
-            return scripted
-        rejected = self._bearer_rejected(call)
-        if rejected is not None:
-            return rejected
+        call, refusal = await self._rest_call(request, "create")
+        if refusal is not None:
+            return refusal
         if request.match_info["user"] != HOST_USER:
             return error(404, 1001, f"User does not exist: {request.match_info['user']}.")
         body = call.body
@@ -227,26 +232,18 @@ class FakeZoom:
         return f"https://zoom.example/s/{meeting_id}?zak=fresh-{next(self._serial)}"
 
     async def get_meeting(self, request: web.Request) -> web.Response:
-        call = await self._record(request, "get")
-        scripted = await self._scripted("get")
-        if scripted is not None:
-            return scripted
-        rejected = self._bearer_rejected(call)
-        if rejected is not None:
-            return rejected
+        _, refusal = await self._rest_call(request, "get")
+        if refusal is not None:
+            return refusal
         meeting = self.meetings.get(request.match_info["meeting_id"])
         if meeting is None:
             return error(404, 3001, f"Meeting does not exist: {request.match_info['meeting_id']}.")
         return web.json_response({**meeting, "start_url": self._start_url(meeting["id"])})
 
     async def delete_meeting(self, request: web.Request) -> web.Response:
-        call = await self._record(request, "delete")
-        scripted = await self._scripted("delete")
-        if scripted is not None:
-            return scripted
-        rejected = self._bearer_rejected(call)
-        if rejected is not None:
-            return rejected
+        _, refusal = await self._rest_call(request, "delete")
+        if refusal is not None:
+            return refusal
         meeting_id = request.match_info["meeting_id"]
         if self.meetings.pop(meeting_id, None) is None:
             return error(404, 3001, f"Meeting does not exist: {meeting_id}.")
