@@ -79,9 +79,11 @@ async def accept(
     The request's row stays locked while Zoom is called (bounded by the Zoom deadline), so of
     any number of racing accepts, on any replica, exactly one creates a meeting; the others
     find the request accepted and answer its booking. Should the write fail after Zoom created
-    the meeting, the meeting is deleted again: nothing is left half-done on either side.
+    the meeting, the meeting is deleted again: nothing is left half-done on either side (but
+    for a connection lost during COMMIT, whose outcome is unknown: that meeting is kept).
     """
     meeting = None
+    committing = False
     try:
         async with conn.transaction():
             row = await conn.fetchrow(q.lock_booking_request, request_id)
@@ -107,8 +109,20 @@ async def accept(
                 raise RuntimeError(f"booking request {request_id} stopped being pending under lock")
             # Read back after the linking trigger ran: an orphan meeting.ended completes it.
             booking = await conn.fetchrow(q.select_booking, booking_id)
-    except BaseException:
-        if meeting is not None:
+            committing = True  # leaving the block commits
+    except BaseException as exc:
+        if meeting is None:
+            raise
+        # A refused statement or COMMIT rolled back for sure; a connection lost during COMMIT
+        # may have committed, and deleting that booking's meeting would be worse than a stray.
+        if committing and not isinstance(exc, asyncpg.PostgresError):
+            log.error(
+                "the commit of the booking for Zoom meeting %s has an unknown outcome (%s); "
+                "the meeting is left in place",
+                meeting.id,
+                type(exc).__name__,
+            )
+        else:
             await asyncio.shield(delete_stray_meeting(zoom, meeting.id))
         raise
     return booking, True

@@ -490,16 +490,26 @@ async def test_zoom_failures_are_logged_with_the_tracking_id(zoom_client, fake_z
     assert CLIENT_SECRET not in caplog.text
 
 
-async def test_failed_booking_write_deletes_the_new_meeting(zoom_client, fake_zoom, db):
+@pytest.mark.parametrize(
+    "trigger",
+    [
+        "CREATE TRIGGER refuse_booking BEFORE INSERT ON bookings",
+        # Fails at COMMIT: the server answered, so the transaction surely rolled back.
+        "CREATE CONSTRAINT TRIGGER refuse_booking AFTER INSERT ON bookings"
+        " DEFERRABLE INITIALLY DEFERRED",
+    ],
+    ids=["insert", "commit"],
+)
+async def test_failed_booking_write_deletes_the_new_meeting(zoom_client, fake_zoom, db, trigger):
     req = await make_booking_request(db)
     # A real database failure on the write, after Zoom created the meeting.
     await db.execute(
         """
         CREATE FUNCTION refuse_booking() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN RAISE EXCEPTION 'bookings are refused in this test'; END; $$;
-        CREATE TRIGGER refuse_booking BEFORE INSERT ON bookings
-            FOR EACH ROW EXECUTE FUNCTION refuse_booking();
         """
+        + trigger
+        + " FOR EACH ROW EXECUTE FUNCTION refuse_booking();"
     )
     try:
         resp = await accept(zoom_client, req["id"], req["coach_id"])
