@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from service.db import Queries
-from service.errors import Conflict, Forbidden, NotFound
+from service.errors import BadGateway, Conflict, Forbidden, NotFound
 from service.keys import CONFIG, POOL, QUERIES
 from service.payloads import json_response, parse_uuid, parse_uuid_text, read_json
 from service.zoom.client import ZoomClient, require_zoom
@@ -59,9 +59,12 @@ async def accept_when_free(
                 return await accept(conn, q, zoom, request_id, coach_id, deadline)
         except asyncpg.LockNotAvailableError:
             if zoom.clock() + LOCK_POLL_SECONDS >= deadline:
-                raise Conflict(
-                    "accept_in_progress",
-                    "Another accept of this booking request is still running; try again shortly.",
+                # The holder is almost always an accept still waiting for Zoom: the same 502
+                # a caller gets when Zoom hangs, never a 409 it could take for "declined".
+                raise BadGateway(
+                    "zoom_timeout",
+                    "Zoom did not answer in time for another accept of this booking request; "
+                    "try again shortly.",
                 ) from None
         await asyncio.sleep(LOCK_POLL_SECONDS)
 

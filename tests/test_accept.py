@@ -143,7 +143,7 @@ async def test_racing_accept_takes_over_after_zoom_hung_for_the_first(zoom_clien
     assert await db.fetchval("SELECT count(*) FROM bookings") == 1
 
 
-async def test_accept_gives_up_with_409_while_the_request_stays_locked(
+async def test_accept_gives_up_with_502_while_the_request_stays_locked(
     aiohttp_client, database_url, fake_zoom, db
 ):
     config = zoom_config(database_url, fake_zoom, zoom_budget_seconds=0.5)
@@ -156,8 +156,8 @@ async def test_accept_gives_up_with_409_while_the_request_stays_locked(
         resp = await accept(client, req["id"], req["coach_id"])
         elapsed = time.monotonic() - started
 
-    assert resp.status == 409
-    assert (await resp.json())["error"] == "accept_in_progress"
+    assert resp.status == 502
+    assert (await resp.json())["error"] == "zoom_timeout"
     assert elapsed < 2
     assert fake_zoom.calls == []
     await assert_still_pending(db, req)
