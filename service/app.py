@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import bookings, metrics, ops, session_logs
+from service import booking_requests, bookings, metrics, ops, session_logs
 from service.auth import internal_auth_middleware
 from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
@@ -14,6 +14,7 @@ from service.errors import error_middleware
 from service.keys import CONFIG, EVENT_STORE, METRICS, MIGRATION_IDS, POOL, QUERIES
 from service.metrics import Metrics
 from service.zoom import webhook
+from service.zoom.client import zoom_ctx
 from service.zoom.ingest import EventStore
 
 # Zoom's payloads are a few kB; anything over 1 MiB is refused with 413 before it is read.
@@ -37,9 +38,11 @@ def create_app(config: Config) -> web.Application:
     app[MIGRATION_IDS] = migration_ids()
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(event_store_ctx)
+    app.cleanup_ctx.append(zoom_ctx)
     app.add_routes(ops.routes)
     app.add_routes(metrics.routes)
     app.add_routes(webhook.routes)
     app.add_routes(session_logs.routes)
+    app.add_routes(booking_requests.routes)
     app.add_routes(bookings.routes)
     return app

@@ -1,4 +1,4 @@
-"""Reading a booking's audit trail: Zoom events, clicks, attendance and the timeline."""
+"""Booking routes: the audit trail (events, clicks, attendance, timeline) and a fresh start URL."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from aiohttp import web
 
 from service.attendance import attendance, fact_from_row
 from service.db import Queries
-from service.errors import BadRequest, NotFound
+from service.errors import BadRequest, Conflict, NotFound
 from service.keys import CONFIG, POOL, QUERIES
 from service.payloads import json_response, parse_uuid_text
 from service.timeline import timeline
+from service.zoom.client import require_zoom
 
 routes = web.RouteTableDef()
 
@@ -144,3 +145,21 @@ async def show_timeline(request: web.Request) -> web.Response:
         booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
     entries = timeline([(e["id"], fact_from_row(e)) for e in events], clicks)
     return json_response({"booking_id": booking_id, "items": entries})
+
+
+@routes.get("/api/bookings/{id}/start-url")
+async def get_start_url(request: web.Request) -> web.Response:
+    """Ask Zoom for the meeting: the start_url stored at acceptance expires after ~2 hours."""
+    zoom = require_zoom(request.app)
+    q, pool = request.app[QUERIES], request.app[POOL]
+    booking_id = parse_uuid_text(request.match_info["id"], "booking")
+    booking = await pool.fetchrow(q.select_booking, booking_id)
+    if booking is None:
+        raise NotFound("booking_not_found", f"No booking with id {booking_id}.")
+    meeting_id = booking["zoom_meeting_id"]
+    if not meeting_id:
+        raise Conflict("booking_has_no_meeting", "This booking has no Zoom meeting.")
+    meeting = await zoom.get_meeting(meeting_id)
+    return json_response(
+        {"booking_id": booking_id, "zoom_meeting_id": meeting_id, "start_url": meeting.start_url}
+    )
