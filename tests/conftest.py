@@ -72,6 +72,18 @@ test_config.__test__ = False  # a factory, not a test
 
 
 @pytest.fixture
+def empty_database_url(database_url: str) -> Iterator[str]:
+    """A database of its own with no migration applied, dropped after the test."""
+    name = f"test_empty_{uuid.uuid4().hex}"
+    admin = with_database(database_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(database_url, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def clean_database(database_url: str) -> Iterator[None]:
     """Empty the app tables after each test that touches the database."""
     yield

@@ -3,15 +3,11 @@ applies again; plus 031 mirrors the seed one-to-one."""
 
 from __future__ import annotations
 
-import uuid
-
 import psycopg
-import pytest
 from yoyo import get_backend, read_migrations
 
 from service.db import MIGRATIONS_DIR, migration_ids
 from service.migrate import yoyo_url
-from tests.conftest import with_database
 
 SCHEMA_QUERIES = {
     "columns": """
@@ -50,17 +46,6 @@ def snapshot(url: str) -> dict[str, list[tuple]]:
         return {name: conn.execute(sql).fetchall() for name, sql in SCHEMA_QUERIES.items()}
 
 
-@pytest.fixture
-def fresh_database_url(database_url):
-    name = f"test_stairway_{uuid.uuid4().hex}"
-    admin = with_database(database_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(database_url, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def test_every_migration_has_a_rollback():
     for migration_id in migration_ids():
         assert (MIGRATIONS_DIR / f"{migration_id}.rollback.sql").exists(), migration_id
@@ -72,23 +57,23 @@ def test_migrations_are_plain_sql_without_psql_meta_commands():
             assert not line.lstrip().startswith("\\"), f"{path.name}: {line}"
 
 
-def test_stairway_apply_rollback_reapply_restores_the_schema_exactly(fresh_database_url):
-    backend = get_backend(yoyo_url(fresh_database_url))
+def test_stairway_apply_rollback_reapply_restores_the_schema_exactly(empty_database_url):
+    backend = get_backend(yoyo_url(empty_database_url))
     try:
         migrations = read_migrations(str(MIGRATIONS_DIR))
         assert [m.id for m in migrations] == sorted(migration_ids())
         for migration in migrations:
-            before = snapshot(fresh_database_url)
+            before = snapshot(empty_database_url)
             with backend.lock():
                 backend.apply_one(migration)
-            after = snapshot(fresh_database_url)
+            after = snapshot(empty_database_url)
             assert after != before, f"{migration.id} changed nothing"
             with backend.lock():
                 backend.rollback_one(migration)
-            assert snapshot(fresh_database_url) == before, f"{migration.id} rollback"
+            assert snapshot(empty_database_url) == before, f"{migration.id} rollback"
             with backend.lock():
                 backend.apply_one(migration)
-            assert snapshot(fresh_database_url) == after, f"{migration.id} re-apply"
+            assert snapshot(empty_database_url) == after, f"{migration.id} re-apply"
     finally:
         backend.connection.close()
 

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 
-import psycopg
 import pytest
 
 from service.app import create_app
 from service.migrate import apply_migrations
-from tests.conftest import with_database
 from tests.db_proxy import DatabaseProxy
 from tests.test_webhook import assert_error
 from tests.zoom_payloads import meeting_event, post_signed
@@ -26,18 +23,6 @@ async def test_readyz_answers_200_when_migrated(client):
     resp = await client.get("/readyz")
     assert resp.status == 200
     assert await resp.json() == {"status": "ready"}
-
-
-@pytest.fixture
-def empty_database_url(database_url):
-    """A database of its own with no migration applied yet."""
-    name = f"test_empty_{uuid.uuid4().hex}"
-    admin = with_database(database_url, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    yield with_database(database_url, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def test_readyz_is_503_until_migrations_are_applied(
