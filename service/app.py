@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import metrics, ops
+from service import booking_requests, bookings, metrics, ops, session_logs
 from service.auth import internal_auth_middleware
 from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
@@ -15,6 +15,7 @@ from service.keys import CONFIG, EVENT_STORE, METRICS, MIGRATION_IDS, POOL, QUER
 from service.logs import access_log_middleware
 from service.metrics import Metrics
 from service.zoom import webhook
+from service.zoom.client import zoom_ctx
 from service.zoom.ingest import EventStore
 
 # Zoom's payloads are a few kB; anything over 1 MiB is refused with 413 before it is read.
@@ -38,7 +39,11 @@ def create_app(config: Config) -> web.Application:
     app[MIGRATION_IDS] = migration_ids()
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(event_store_ctx)
+    app.cleanup_ctx.append(zoom_ctx)
     app.add_routes(ops.routes)
     app.add_routes(metrics.routes)
     app.add_routes(webhook.routes)
+    app.add_routes(session_logs.routes)
+    app.add_routes(booking_requests.routes)
+    app.add_routes(bookings.routes)
     return app

@@ -44,6 +44,14 @@ class Config:
     # Zoom gives up on a delivery after 3 s, so waiting longer for the database helps nobody.
     db_connect_timeout_seconds: float = 2.0
     db_acquire_timeout_seconds: float = 2.5
+    # Zoom API calls: accept must answer (502 at worst) well within 30 s even when Zoom hangs.
+    # One exchange is bounded by the connect and request timeouts; everything one operation does
+    # (token, retries, Retry-After waits, waiting for a racing accept) by the budget.
+    zoom_connect_timeout_seconds: float = 3.0
+    zoom_request_timeout_seconds: float = 10.0
+    zoom_budget_seconds: float = 20.0
+    zoom_max_attempts: int = 3
+    zoom_retry_backoff_seconds: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:

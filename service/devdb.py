@@ -104,9 +104,16 @@ class Cluster:
     def url(self, database: str) -> str:
         return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}"
 
+    def _as_postgres_user(self) -> dict:
+        """subprocess arguments that drop root: user, its own group, and no root groups."""
+        if self.user is None:
+            return {}
+        entry = pwd.getpwnam(self.user)
+        return {"user": entry.pw_uid, "group": entry.pw_gid, "extra_groups": []}
+
     def _run(self, *args: str, quiet: bool = True) -> None:
         out = subprocess.DEVNULL if quiet else None
-        subprocess.run(args, check=True, user=self.user, stdout=out, cwd="/")
+        subprocess.run(args, check=True, stdout=out, cwd="/", **self._as_postgres_user())
 
     def start(self) -> None:
         """Initialise the data directory when new, then start the server and wait for it."""
@@ -151,11 +158,11 @@ class Cluster:
     def is_running(self) -> bool:
         result = subprocess.run(
             [str(self.bindir / "pg_ctl"), "-D", str(self.datadir), "status"],
-            user=self.user,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             cwd="/",
             check=False,
+            **self._as_postgres_user(),
         )
         return result.returncode == 0
 
@@ -291,8 +298,10 @@ def test(args: argparse.Namespace) -> int:
         _forward_signals(process)
         return process.wait()
     finally:
-        cluster.stop()
-        shutil.rmtree(cluster.datadir, ignore_errors=True)
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(cluster.datadir, ignore_errors=True)
 
 
 def _forward_signals(process: subprocess.Popen) -> None:

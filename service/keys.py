@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import aiohttp
 import asyncpg
 from aiohttp import web
 
@@ -18,3 +19,6 @@ QUERIES = web.AppKey("queries", "Queries")
 METRICS = web.AppKey("metrics", "Metrics")
 EVENT_STORE = web.AppKey("event_store", "EventStore")
 MIGRATION_IDS = web.AppKey("migration_ids", frozenset)
+HTTP = web.AppKey("http", aiohttp.ClientSession)
+# None when the Zoom API credentials are not configured: accept and start-url answer 503.
+ZOOM = web.AppKey("zoom", "ZoomClient | None")

@@ -24,6 +24,8 @@ def _default(value: Any) -> Any:
         return list(value)
     if isinstance(value, bytes):
         return value.hex()
+    if isinstance(value, uuid.UUID):  # asyncpg's own UUID subclass, which orjson does not know
+        return str(value)
     raise TypeError(f"cannot serialise {type(value).__name__}")
 
 

@@ -36,6 +36,27 @@ UPDATE bookings
    AND status = 'paid'
 RETURNING id;
 
+-- name: select_booking_events_page
+-- One page of a booking's events in time order (keyset on the (booking_id, occurred_at, id)
+-- index). $1 booking_id, $2/$3 the last (occurred_at, id) already seen ('-infinity' and the nil
+-- uuid for the first page), $4 how many rows, $5 whether to include raw_data.
+SELECT e.id, e.event_type, e.occurred_at, e.zoom_meeting_id, e.participant_name,
+       e.participant_email, e.participant_user_id,
+       CASE WHEN $5::boolean THEN e.raw_data END AS raw_data
+  FROM zoom_webhook_events AS e
+ WHERE e.booking_id = $1
+   AND (e.occurred_at, e.id) > ($2::timestamptz, $3::uuid)
+ ORDER BY e.occurred_at, e.id
+ LIMIT $4;
+
+-- name: select_booking_events
+-- Every event of a booking with its raw body, for attendance and the timeline. $1 booking_id.
+SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
+       e.participant_email, e.participant_user_id, e.raw_data
+  FROM zoom_webhook_events AS e
+ WHERE e.booking_id = $1
+ ORDER BY e.occurred_at, e.id;
+
 -- name: strip_webhook_event_pii
 -- Retention: forget who took part in events that occurred before $1, at most $2 rows per call.
 -- Each call is one short transaction over one batch; rows another transaction holds are skipped

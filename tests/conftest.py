@@ -13,9 +13,14 @@ import psycopg
 import pytest
 
 from service.app import create_app
-from service.config import Config
+from service.config import Config, ZoomApiCredentials
 from service.db import _init_connection
 from service.migrate import apply_migrations
+from tests.fake_zoom import ACCOUNT_ID as FAKE_ZOOM_ACCOUNT_ID
+from tests.fake_zoom import CLIENT_ID as FAKE_ZOOM_CLIENT_ID
+from tests.fake_zoom import CLIENT_SECRET as FAKE_ZOOM_CLIENT_SECRET
+from tests.fake_zoom import HOST_USER as FAKE_ZOOM_HOST_USER
+from tests.fake_zoom import FakeZoom
 
 WEBHOOK_SECRET = "test-webhook-secret"
 OLD_WEBHOOK_SECRET = "test-webhook-secret-being-rotated-out"
@@ -67,6 +72,18 @@ test_config.__test__ = False  # a factory, not a test
 
 
 @pytest.fixture
+def empty_database_url(database_url: str) -> Iterator[str]:
+    """A database of its own with no migration applied, dropped after the test."""
+    name = f"test_empty_{uuid.uuid4().hex}"
+    admin = with_database(database_url, "postgres")
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield with_database(database_url, name)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def clean_database(database_url: str) -> Iterator[None]:
     """Empty the app tables after each test that touches the database."""
     yield
@@ -97,3 +114,40 @@ async def db(database_url: str, clean_database) -> AsyncIterator[asyncpg.Connect
 @pytest.fixture
 def auth_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
+
+
+@pytest.fixture
+async def fake_zoom(aiohttp_server) -> AsyncIterator[FakeZoom]:
+    """A fake Zoom API and OAuth endpoint on 127.0.0.1 (see tests/fake_zoom.py)."""
+    fake = FakeZoom()
+    server = await aiohttp_server(fake.make_app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    yield fake
+    fake.release()
+
+
+def zoom_config(database_url: str, fake: FakeZoom, **overrides) -> Config:
+    """test_config with Zoom API credentials pointing at the fake, and short timeouts."""
+    settings = {
+        "zoom_api": ZoomApiCredentials(
+            account_id=FAKE_ZOOM_ACCOUNT_ID,
+            client_id=FAKE_ZOOM_CLIENT_ID,
+            client_secret=FAKE_ZOOM_CLIENT_SECRET,
+            host_user=FAKE_ZOOM_HOST_USER,
+        ),
+        "missing_zoom_api_variables": (),
+        "zoom_api_url": fake.api_url,
+        "zoom_oauth_url": fake.oauth_url,
+        "zoom_connect_timeout_seconds": 1.0,
+        "zoom_request_timeout_seconds": 1.0,
+        "zoom_budget_seconds": 4.0,
+        "zoom_retry_backoff_seconds": 0.05,
+    }
+    settings.update(overrides)
+    return test_config(database_url, **settings)
+
+
+@pytest.fixture
+async def zoom_client(aiohttp_client, database_url: str, fake_zoom: FakeZoom, clean_database):
+    """The real app, its Zoom API calls going to the fake Zoom."""
+    return await aiohttp_client(create_app(zoom_config(database_url, fake_zoom)))

@@ -21,7 +21,7 @@ async def make_booking(db: asyncpg.Connection, **overrides) -> asyncpg.Record:
     columns = ", ".join(values)
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     return await db.fetchrow(
-        f"INSERT INTO bookings ({columns}) VALUES ({placeholders}) RETURNING *",  # noqa: S608
+        f"INSERT INTO bookings ({columns}) VALUES ({placeholders}) RETURNING *",
         *values.values(),
     )
 
@@ -38,6 +38,6 @@ async def make_booking_request(db: asyncpg.Connection, **overrides) -> asyncpg.R
     columns = ", ".join(values)
     placeholders = ", ".join(f"${i}" for i in range(1, len(values) + 1))
     return await db.fetchrow(
-        f"INSERT INTO booking_requests ({columns}) VALUES ({placeholders}) RETURNING *",  # noqa: S608
+        f"INSERT INTO booking_requests ({columns}) VALUES ({placeholders}) RETURNING *",
         *values.values(),
     )

@@ -59,7 +59,7 @@ async def test_errors_are_logged_with_their_status_and_carry_the_request_id(clie
     assert no_token.headers["X-Request-Id"] == "r-401"
     statuses = {line["request_id"]: line["status"] for line in access_lines()}
     assert statuses["r-404"] == 404
-    assert statuses["r-401"] in (401, 404)  # 404 until the zoom-logs route is merged
+    assert statuses["r-401"] == 401
 
 
 async def test_webhook_line_has_event_and_meeting_but_no_participant_or_secret(

@@ -81,17 +81,23 @@ def parse_event(body: dict[str, Any], raw: bytes) -> WebhookEvent:
         participant_name=text_or_none(participant.get("user_name")),
         participant_email=text_or_none(participant.get("email")),
         participant_user_id=first_text(participant, ("participant_user_id", "id", "user_id")),
-        dedupe_key=dedupe_key(event_type, event_ts, meeting_uuid or meeting_id, participant),
+        dedupe_key=dedupe_key(event_type, event_ts, meeting_id, meeting_uuid, participant),
         raw_data=raw_json_text(raw),
     )
 
 
-def dedupe_key(event_type: str, event_ts: Any, meeting: str, participant: dict[str, Any]) -> bytes:
+def dedupe_key(
+    event_type: str,
+    event_ts: Any,
+    meeting_id: str,
+    meeting_uuid: str | None,
+    participant: dict[str, Any],
+) -> bytes:
     """Return the key under which redeliveries of one event collide.
 
     Zoom sends no event id, and a retry may be re-signed, so the key is built from what
-    identifies the event itself: its type, event_ts, the meeting instance (uuid, or the meeting id
-    when the uuid is absent) and, for participant events, who the participant is.
+    identifies the event itself: its type, event_ts, the meeting instance (uuid, and the meeting
+    id, which a retry never changes) and, for participant events, who the participant is.
     """
     identity = [
         text_or_none(participant.get(name)) or ""
@@ -104,7 +110,7 @@ def dedupe_key(event_type: str, event_ts: Any, meeting: str, participant: dict[s
             "user_name",
         )
     ]
-    material = orjson.dumps([event_type, str(event_ts), meeting, identity])
+    material = orjson.dumps([event_type, str(event_ts), meeting_id, meeting_uuid, identity])
     return hashlib.sha256(material).digest()
 
 

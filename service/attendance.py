@@ -1,0 +1,308 @@
+"""Attendance from a booking's stored Zoom events and clicks; pure functions, no I/O.
+
+Who is one person. Zoom gives every join a fresh `user_id`, so that value cannot tie a
+rejoin to the earlier join. Two joins/leaves belong to the same person when they share
+  1. the `participant_uuid`, or
+  2. the stable Zoom id (`participant_user_id`, else the participant's `id`), or
+  3. the email (compared case-insensitively), or
+  4. the display name (case-insensitive), but only when one of the two records has none of
+     the three keys above (a guest without an account or email): two signed-in people who
+     happen to share a name stay apart.
+The relation is applied to every pair and closed transitively, so the grouping does not depend
+on the order the events arrived in. The summary's `user_id` is the stable id (null for guests).
+
+Intervals. Joins and leaves are paired per join session (Zoom's per-join `user_id` within one
+meeting instance), oldest first; what is left over then pairs across sessions (a leave whose
+user_id differs from its join's). A leave with no open join is ignored in the sums (the
+timeline still shows it). A join with no leave lasts until the first `meeting.ended` at or
+after it; when there is none the meeting still runs, `left_at` is null, and the time counted
+for it runs up to the latest stored event of the booking: we count only what the stored facts
+prove, and the figure grows as events arrive. Every interval is clipped to the meeting
+(`meeting.started` .. `meeting.ended`, where known), one person's intervals are merged where
+they overlap (two devices, duplicated joins), so `seconds_present` never exceeds the meeting's
+length. Events are deduplicated first, so a redelivered event changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from service.zoom.events import (
+    MEETING_ENDED,
+    MEETING_STARTED,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+)
+
+START_CLICK = "start_meeting"
+JOIN_CLICK = "join_meeting"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class ZoomFact:
+    """One stored Zoom event, reduced to what attendance and the timeline need."""
+
+    occurred_at: datetime
+    event_type: str
+    meeting_uuid: str = ""
+    host_id: str = ""
+    participant_uuid: str = ""
+    stable_id: str = ""  # participant_user_id, else the participant's Zoom id
+    zoom_id: str = ""  # the participant's `id`, compared with the meeting's host_id
+    join_user_id: str = ""  # Zoom's per-join user_id
+    email: str = ""
+    name: str = ""
+
+    @property
+    def is_participant_event(self) -> bool:
+        return self.event_type in (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
+
+    @property
+    def strong_keys(self) -> tuple[tuple[str, str], ...]:
+        email = self.email.casefold()
+        keys = (("uuid", self.participant_uuid), ("id", self.stable_id), ("email", email))
+        return tuple((kind, value) for kind, value in keys if value)
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    joined_at: datetime
+    left_at: datetime | None  # None: still in a meeting that has not ended
+    counted_until: datetime  # left_at, or the latest known event while the meeting runs
+
+    @property
+    def seconds(self) -> float:
+        return max(0.0, (self.counted_until - self.joined_at).total_seconds())
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return ""
+    if isinstance(value, (int, float)):
+        return str(value)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def fact_from_row(row: Mapping[str, Any]) -> ZoomFact:
+    """Read a stored zoom_webhook_events row: its type, time, raw body and stored columns.
+
+    The raw body is preferred (it holds the host id and every participant id); a row without
+    one (written by hand) falls back to the stored columns.
+    """
+    event_type, raw_data = row["event_type"] or "", row.get("raw_data")
+    payload = raw_data.get("payload") if isinstance(raw_data, Mapping) else None
+    meeting = payload.get("object") if isinstance(payload, Mapping) else None
+    meeting = meeting if isinstance(meeting, Mapping) else {}
+    person = meeting.get("participant")
+    person = person if isinstance(person, Mapping) else {}
+    is_participant = event_type in (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
+    zoom_id = _text(person.get("id"))
+    stable_id = _text(person.get("participant_user_id")) or zoom_id
+    if not person:
+        stable_id = _text(row.get("participant_user_id"))
+    email = _text(person.get("email")) or _text(row.get("participant_email"))
+    name = _text(person.get("user_name")) or _text(row.get("participant_name"))
+    return ZoomFact(
+        occurred_at=row["occurred_at"],
+        event_type=event_type,
+        meeting_uuid=_text(meeting.get("uuid")) or _text(row.get("meeting_uuid")),
+        host_id=_text(meeting.get("host_id")),
+        participant_uuid=_text(person.get("participant_uuid")) if is_participant else "",
+        stable_id=stable_id if is_participant else "",
+        zoom_id=zoom_id if is_participant else "",
+        join_user_id=_text(person.get("user_id")) if is_participant else "",
+        email=email if is_participant else "",
+        name=name if is_participant else "",
+    )
+
+
+def same_person(a: ZoomFact, b: ZoomFact) -> bool:
+    """Tell whether two participant records are one person (the rule in the module docstring)."""
+    if set(a.strong_keys) & set(b.strong_keys):
+        return True
+    if a.strong_keys and b.strong_keys:
+        return False
+    return bool(a.name) and a.name.casefold() == b.name.casefold()
+
+
+def group_people(facts: Iterable[ZoomFact]) -> list[list[ZoomFact]]:
+    """Partition participant records into people; deterministic whatever the input order."""
+    records = sorted(set(facts))
+    parent = list(range(len(records)))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, a in enumerate(records):
+        for j in range(i + 1, len(records)):
+            if same_person(a, records[j]):
+                ri, rj = root(i), root(j)
+                if ri != rj:
+                    parent[max(ri, rj)] = min(ri, rj)
+    groups: dict[int, list[ZoomFact]] = {}
+    for i, record in enumerate(records):
+        groups.setdefault(root(i), []).append(record)
+    return list(groups.values())
+
+
+@dataclass(frozen=True, slots=True)
+class MeetingWindow:
+    started_at: datetime | None
+    ended_at: datetime | None
+    ends: tuple[datetime, ...]  # every meeting.ended time, sorted
+    last_known: datetime | None  # the latest event of any kind
+
+    def end_after(self, moment: datetime) -> datetime | None:
+        """Return the first meeting end at or after moment; None while that meeting runs."""
+        return next((end for end in self.ends if end >= moment), None)
+
+
+def meeting_window(facts: Sequence[ZoomFact]) -> MeetingWindow:
+    """Find when the meeting started and ended.
+
+    A new instance (another Zoom uuid) started after the last end, and not ended itself, means
+    the meeting runs again: no end yet.
+    """
+    starts = sorted(f for f in facts if f.event_type == MEETING_STARTED)
+    ended = [f for f in facts if f.event_type == MEETING_ENDED]
+    ends = tuple(sorted({f.occurred_at for f in ended}))
+    ended_at = ends[-1] if ends else None
+    if ended_at is not None and starts and starts[-1].occurred_at > ended_at:
+        if starts[-1].meeting_uuid not in {f.meeting_uuid for f in ended}:
+            ended_at = None
+    last_known = max((f.occurred_at for f in facts), default=None)
+    return MeetingWindow(starts[0].occurred_at if starts else None, ended_at, ends, last_known)
+
+
+def person_intervals(records: Sequence[ZoomFact], window: MeetingWindow) -> list[Interval]:
+    """Pair one person's joins and leaves, close open joins, clip to the meeting, and merge.
+
+    Joins and leaves pair up within a join session first (same meeting instance and per-join
+    user_id, as Zoom sends them); what is left over (a leave whose user_id differs from its
+    join's) is paired across sessions in time order.
+    """
+    sessions: dict[tuple[str, str], list[ZoomFact]] = {}
+    for record in records:
+        sessions.setdefault((record.meeting_uuid, record.join_user_id), []).append(record)
+    raw: list[tuple[datetime, datetime | None]] = []
+    leftovers: list[ZoomFact] = []
+    for session in sessions.values():
+        closed, unpaired = pair(session)
+        raw += closed
+        leftovers += unpaired
+    closed, unpaired = pair(leftovers)
+    raw += closed
+    # A join with no leave lasts until the meeting ended; a stray leave proves nothing.
+    raw += [
+        (r.occurred_at, window.end_after(r.occurred_at))
+        for r in unpaired
+        if r.event_type == PARTICIPANT_JOINED
+    ]
+    return merge(clip(raw, window))
+
+
+def pair(records: Iterable[ZoomFact]) -> tuple[list[tuple[datetime, datetime]], list[ZoomFact]]:
+    """Pair each leave with the open join before it; return the intervals and the unpaired."""
+    # At the same instant a join sorts before a leave, so a zero-length visit pairs up.
+    ordered = sorted(records, key=lambda r: (r.occurred_at, r.event_type != PARTICIPANT_JOINED))
+    closed: list[tuple[datetime, datetime]] = []
+    unpaired: list[ZoomFact] = []
+    opened: ZoomFact | None = None
+    for record in ordered:
+        if record.event_type == PARTICIPANT_JOINED:
+            opened = opened or record  # a second join while in: the first one counts
+        elif opened is not None:
+            closed.append((opened.occurred_at, record.occurred_at))
+            opened = None
+        else:
+            unpaired.append(record)
+    if opened is not None:
+        unpaired.append(opened)
+    return closed, unpaired
+
+
+def clip(raw: Iterable[tuple[datetime, datetime | None]], window: MeetingWindow) -> list[Interval]:
+    """Clip intervals to the meeting; an open one is counted up to the latest known event."""
+    clipped = []
+    for joined, left in raw:
+        if window.started_at is not None and joined < window.started_at:
+            joined = window.started_at
+        if window.ended_at is not None and (left is None or left > window.ended_at):
+            left = window.ended_at  # a join after the last end has no meeting to be in
+        until = left if left is not None else max(joined, window.last_known or joined)
+        if left is not None and left < joined:
+            continue  # the whole visit lies outside the meeting
+        clipped.append(Interval(joined, left, until))
+    return clipped
+
+
+def merge(intervals: Iterable[Interval]) -> list[Interval]:
+    """Merge overlapping or touching intervals; an open interval swallows everything after it."""
+    merged: list[Interval] = []
+    for item in sorted(intervals, key=lambda i: (i.joined_at, i.counted_until)):
+        if merged and item.joined_at <= merged[-1].counted_until:
+            last = merged[-1]
+            if last.left_at is None or item.left_at is None:
+                left = None
+            else:
+                left = max(last.left_at, item.left_at)
+            merged[-1] = Interval(last.joined_at, left, max(last.counted_until, item.counted_until))
+        else:
+            merged.append(item)
+    return merged
+
+
+def _first(values: Iterable[str]) -> str | None:
+    return next((v for v in values if v), None)
+
+
+def participant_summary(
+    records: Sequence[ZoomFact], window: MeetingWindow, host_ids: frozenset[str]
+) -> dict[str, Any]:
+    """Summarise one person: names and ids from their earliest record, intervals and seconds."""
+    intervals = person_intervals(records, window)
+    return {
+        "name": _first(r.name for r in records),
+        "email": _first(r.email for r in records),
+        "user_id": _first(r.stable_id for r in records),
+        "is_host": any(r.zoom_id in host_ids for r in records if r.zoom_id),
+        "intervals": [{"joined_at": i.joined_at, "left_at": i.left_at} for i in intervals],
+        "seconds_present": int(sum(i.seconds for i in intervals)),
+    }
+
+
+def attendance(
+    booking_id: Any, facts: Iterable[ZoomFact], clicks: Iterable[tuple[str, datetime]]
+) -> dict[str, Any]:
+    """Summarise who attended a booking's meeting and when; the contract's attendance shape.
+
+    facts are the booking's Zoom events (see fact_from_row), clicks its (action_type,
+    created_at) pairs. The result is the same for any order or repetition of either input.
+    """
+    facts = sorted(set(facts))
+    window = meeting_window(facts)
+    host_ids = frozenset(f.host_id for f in facts if f.host_id)
+    people = group_people(f for f in facts if f.is_participant_event)
+    summaries = [participant_summary(p, window, host_ids) for p in people]
+    summaries.sort(key=_participant_order)
+    clicks = set(clicks)
+    return {
+        "booking_id": booking_id,
+        "meeting_started_at": window.started_at,
+        "meeting_ended_at": window.ended_at,
+        "first_start_click_at": min((t for a, t in clicks if a == START_CLICK), default=None),
+        "first_join_click_at": min((t for a, t in clicks if a == JOIN_CLICK), default=None),
+        "participants": summaries,
+    }
+
+
+def _participant_order(summary: Mapping[str, Any]) -> tuple:
+    intervals = summary["intervals"]
+    first = intervals[0]["joined_at"].isoformat() if intervals else "~"
+    return (first, summary["name"] or "", summary["email"] or "", summary["user_id"] or "")

@@ -1,0 +1,102 @@
+"""A booking's clicks and Zoom events as one story a support agent can read; pure, no I/O."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from service.attendance import (
+    JOIN_CLICK,
+    MEETING_ENDED,
+    MEETING_STARTED,
+    PARTICIPANT_JOINED,
+    PARTICIPANT_LEFT,
+    START_CLICK,
+    ZoomFact,
+    group_people,
+)
+
+CLICKS = {
+    START_CLICK: ("coach", "Coach clicked Start Meeting"),
+    JOIN_CLICK: ("athlete", "Athlete clicked Join Meeting"),
+}
+# At the same instant: clicks, then the meeting starting, joins, leaves, the meeting ending.
+ORDER = {
+    "click": 0,
+    MEETING_STARTED: 1,
+    PARTICIPANT_JOINED: 2,
+    PARTICIPANT_LEFT: 3,
+    MEETING_ENDED: 4,
+}
+
+
+def who(fact: ZoomFact) -> str:
+    """Name a participant the way a person would: "Jill Chill (jchill@example.com)"."""
+    if fact.name and fact.email:
+        return f"{fact.name} ({fact.email})"
+    return fact.name or fact.email or fact.stable_id or "A participant without a name"
+
+
+def describe(fact: ZoomFact, *, is_host: bool, unmatched_leave: bool) -> str:
+    """Say in words what a Zoom event means."""
+    if fact.event_type == MEETING_STARTED:
+        return "Meeting started"
+    if fact.event_type == MEETING_ENDED:
+        return "Meeting ended"
+    host = " as host" if is_host else ""
+    if fact.event_type == PARTICIPANT_JOINED:
+        return f"{who(fact)} joined the meeting{host}"
+    if fact.event_type == PARTICIPANT_LEFT:
+        note = " (no join was recorded before this leave)" if unmatched_leave else ""
+        return f"{who(fact)} left the meeting{note}"
+    return f"Zoom sent {fact.event_type or 'an event without a type'}"
+
+
+def timeline(
+    events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """Merge clicks and Zoom events, oldest first, each with at, kind, actor and description.
+
+    events are (event id, ZoomFact) pairs; clicks are zoom_session_logs rows.
+    """
+    events = list(events)
+    facts = [fact for _, fact in events]
+    host_ids = {f.host_id for f in facts if f.host_id}
+    unmatched: set[ZoomFact] = set()
+    for person in group_people(f for f in facts if f.is_participant_event):
+        joins = [r.occurred_at for r in person if r.event_type == PARTICIPANT_JOINED]
+        first_join = min(joins, default=None)
+        for record in person:
+            if record.event_type == PARTICIPANT_LEFT:
+                if first_join is None or record.occurred_at < first_join:
+                    unmatched.add(record)
+
+    entries = []
+    for click in clicks:
+        actor, description = CLICKS[click["action_type"]]
+        entries.append(
+            {
+                "at": click["created_at"],
+                "kind": "click",
+                "type": click["action_type"],
+                "actor": actor,
+                "actor_id": click["coach_id"] if actor == "coach" else click["athlete_id"],
+                "description": description,
+                "id": click["id"],
+            }
+        )
+    for event_id, fact in events:
+        is_host = bool(fact.zoom_id) and fact.zoom_id in host_ids
+        entries.append(
+            {
+                "at": fact.occurred_at,
+                "kind": "zoom_event",
+                "type": fact.event_type,
+                "actor": who(fact) if fact.is_participant_event else "zoom",
+                "actor_id": fact.stable_id or None,
+                "description": describe(fact, is_host=is_host, unmatched_leave=fact in unmatched),
+                "id": event_id,
+            }
+        )
+    entries.sort(key=lambda e: (e["at"], ORDER.get(e["type"], ORDER["click"]), str(e["id"])))
+    return entries
