@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import booking_requests, bookings, metrics, ops, session_logs
+from service import booking_requests, bookings, metrics, openapi, ops, session_logs
 from service.auth import internal_auth_middleware
 from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
@@ -46,4 +46,5 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(session_logs.routes)
     app.add_routes(booking_requests.routes)
     app.add_routes(bookings.routes)
+    app.add_routes(openapi.routes)
     return app

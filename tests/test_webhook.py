@@ -199,7 +199,9 @@ async def test_meeting_created_example_is_acknowledged_and_not_stored(client, db
     assert await stored_events(db) == []
 
 
-@pytest.mark.parametrize("event", ["recording.completed", "meeting.deleted", "", None, 42])
+@pytest.mark.parametrize(
+    "event", ["recording.completed", "meeting.deleted", "", None, 42, {"a": 1}, ["meeting.ended"]]
+)
 async def test_other_signed_events_are_acknowledged_and_not_stored(client, db, event):
     resp = await post_signed(client, {"event": event, "payload": {"object": {"id": 1}}})
     assert resp.status == 200

@@ -58,9 +58,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
         deliveries.labels("url_validation").inc()
         return json_response(url_validation(config.webhook_secrets[0], plain_token))
 
-    if event_type not in STORED_EVENTS:
+    # A non-string event (a list or object would not even hash) is just another event we ignore.
+    if not isinstance(event_type, str) or event_type not in STORED_EVENTS:
         deliveries.labels("ignored").inc()
-        return json_response({"status": "ignored", "event": event_type})
+        shown = event_type if isinstance(event_type, str) else None
+        return json_response({"status": "ignored", "event": shown})
 
     try:
         event = parse_event(body, raw)
