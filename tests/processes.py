@@ -12,15 +12,12 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import psycopg
-
-from tests.conftest import INTERNAL_TOKEN, WEBHOOK_SECRET, server_url, with_database
+from tests.conftest import INTERNAL_TOKEN, WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,18 +117,3 @@ def running_service(
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """An empty database (no migrations applied), dropped afterwards."""
-    base = server_url()
-    name = f"test_{uuid.uuid4().hex}"
-    admin = with_database(base, "postgres")
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(base, name)
-    finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

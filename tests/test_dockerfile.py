@@ -14,7 +14,7 @@ from dockerfile_parse import DockerfileParser
 from packaging.requirements import Requirement
 
 from service.db import migration_ids
-from tests.processes import ROOT, fresh_database, python_argv, running_service, service_env
+from tests.processes import ROOT, python_argv, running_service, service_env
 
 BASE_IMAGE = "python:3.11-slim"
 
@@ -126,19 +126,18 @@ def test_dockerignore_is_an_allow_list_covering_every_copy():
                 assert any(fnmatch.fnmatch(source, pattern) for pattern in allowed), source
 
 
-def test_migrate_one_off_command_applies_every_migration():
-    with fresh_database() as url:
-        argv = python_argv(["python", "-m", "service", "migrate"])
-        env = service_env(url, port=0)
-        first = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-        assert first.returncode == 0, first.stderr
-        assert f"applied {len(migration_ids())} migration(s)" in first.stdout
-        with psycopg.connect(url) as conn:
-            applied = {r[0] for r in conn.execute("SELECT migration_id FROM _yoyo_migration")}
-        assert applied == migration_ids()
-        again = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
-        assert again.returncode == 0
-        assert "applied 0 migration(s)" in again.stdout
+def test_migrate_one_off_command_applies_every_migration(empty_database_url: str):
+    argv = python_argv(["python", "-m", "service", "migrate"])
+    env = service_env(empty_database_url, port=0)
+    first = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    assert f"applied {len(migration_ids())} migration(s)" in first.stdout
+    with psycopg.connect(empty_database_url) as conn:
+        applied = {r[0] for r in conn.execute("SELECT migration_id FROM _yoyo_migration")}
+    assert applied == migration_ids()
+    again = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True)
+    assert again.returncode == 0
+    assert "applied 0 migration(s)" in again.stdout
 
 
 def test_cmd_serves_and_the_healthcheck_passes_then_fails_once_it_is_gone(database_url: str):
