@@ -168,3 +168,29 @@ def test_console_script_plays_a_session_against_a_running_service(database_url, 
             "SELECT count(*) FROM zoom_webhook_events WHERE zoom_meeting_id = '9876543210'"
         ).fetchone()
     assert stored == (8,)
+
+
+async def test_one_session_command_shows_up_in_the_attendance(client, db, auth_headers):
+    booking = await make_booking(db, status="paid", zoom_meeting_id="31415926")
+    code, _ = await simulate(
+        client, "session", "--meeting-id", "31415926", "--start", "2026-05-04T17:00:00Z"
+    )
+
+    response = await client.get(f"/api/bookings/{booking['id']}/attendance", headers=auth_headers)
+
+    assert code == 0
+    assert response.status == 200
+    summary = await response.json()
+    assert summary["meeting_started_at"] == "2026-05-04T17:00:00Z"
+    assert summary["meeting_ended_at"] == "2026-05-04T18:00:00Z"
+    people = {p["name"]: p for p in summary["participants"]}
+    assert set(people) == {"Coach Casey", "Athlete Alex"}
+    assert people["Coach Casey"]["is_host"] is True
+    assert people["Athlete Alex"]["is_host"] is False
+    assert [i["joined_at"] for i in people["Athlete Alex"]["intervals"]] == [
+        "2026-05-04T17:02:13Z",
+        "2026-05-04T17:25:15Z",
+    ]
+    # 17:02:13-17:24:00 and 17:25:15-17:59:20
+    assert people["Athlete Alex"]["seconds_present"] == 1307 + 2045
+    assert people["Coach Casey"]["seconds_present"] == 3600 - 4
