@@ -13,10 +13,12 @@ import sys
 
 from service.config import Config, ConfigError, database_url_from_env
 
-# On SIGTERM the server stops accepting at once, then gives requests in flight this long to
-# finish before the cleanup contexts flush pending writes and close the pool. Zoom waits 3 s for
-# an answer anyway, and `docker stop` sends SIGKILL after 10 s.
-SHUTDOWN_TIMEOUT_SECONDS = 5.0
+# On SIGTERM the server stops accepting at once, then gives requests in flight up to this long
+# to finish before the cleanup contexts flush pending writes and close the pool. Webhooks take
+# milliseconds; an accept may spend Zoom's whole 20 s budget (cutting it short could leave a
+# meeting at Zoom without its booking). Only the slowest request waits this long; the process
+# exits as soon as the last one is answered. Give the container a stop timeout of 30 s.
+SHUTDOWN_TIMEOUT_SECONDS = 25.0
 
 
 def serve() -> int:
