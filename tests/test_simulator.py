@@ -59,8 +59,9 @@ async def test_session_plays_a_whole_meeting_that_completes_its_booking(client, 
 
 
 async def test_session_played_twice_is_stored_once(client, db):
-    await simulate(client, "session", "--meeting-id", "555")
-    code, lines = await simulate(client, "session", "--meeting-id", "555")
+    argv = ("session", "--meeting-id", "555", "--start", "2026-01-02T03:04:05Z")
+    await simulate(client, *argv)
+    code, lines = await simulate(client, *argv)
 
     assert code == 0
     assert all('"duplicate"' in line for line in lines)
