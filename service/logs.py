@@ -73,6 +73,8 @@ def request_id_for(request: web.Request) -> str:
 
 async def webhook_fields(request: web.Request) -> dict[str, str]:
     """The event type and meeting id of a webhook delivery; nothing about its participants."""
+    if not request.content.is_eof():
+        return {}  # the handler did not read the body (load shed): do not read it for a log line
     try:
         body = orjson.loads(await request.read())  # aiohttp keeps the body the handler read
     except (web.HTTPException, orjson.JSONDecodeError, ValueError, OSError):
