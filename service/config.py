@@ -44,6 +44,11 @@ class Config:
     # Zoom gives up on a delivery after 3 s, so waiting longer for the database helps nobody.
     db_connect_timeout_seconds: float = 2.0
     db_acquire_timeout_seconds: float = 2.5
+    # Group commit (service/zoom/ingest.py): events waiting at most, per transaction, writers.
+    # Full queue -> 503 + Retry-After; 2048 events drain in well under a second.
+    ingest_queue_size: int = 2048
+    ingest_max_batch: int = 512
+    ingest_writers: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -71,6 +76,11 @@ class Config:
             webhook_tolerance_seconds=int_setting(
                 environ, "WEBHOOK_TOLERANCE_SECONDS", cls.webhook_tolerance_seconds, low=1
             ),
+            ingest_queue_size=int_setting(
+                environ, "INGEST_QUEUE_SIZE", cls.ingest_queue_size, low=1
+            ),
+            ingest_max_batch=int_setting(environ, "INGEST_MAX_BATCH", cls.ingest_max_batch, low=1),
+            ingest_writers=int_setting(environ, "INGEST_WRITERS", cls.ingest_writers, low=1),
         )
 
 

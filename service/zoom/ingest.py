@@ -1,13 +1,30 @@
-"""Durable storage of verified webhook events: one transaction, committed before Zoom hears 200."""
+"""Durable storage of verified webhook events: one transaction, committed before Zoom hears 200.
+
+Group commit: concurrent deliveries wait in one bounded queue; a few writer tasks each take
+what has gathered, store it with `store_events` in one transaction, and wake every waiter of
+that batch only after the commit (or hand all of them the error). One fsync then covers
+hundreds of events instead of one, which is what lets a durable database keep up.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import logging
 from collections.abc import Sequence
 
 import asyncpg
 
 from service.db import Queries
+from service.errors import is_database_unavailable
+from service.metrics import Metrics
 from service.zoom.events import MEETING_ENDED, WebhookEvent
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(Exception):
+    """The ingest queue is full (or the event waited too long): answer 503 so that Zoom retries."""
 
 
 async def store_events(
@@ -37,15 +54,145 @@ async def store_events(
 
 
 class EventStore:
-    """Stores one event per call; the seam where batching of concurrent deliveries plugs in."""
+    """Group commit: batches the events of concurrent deliveries into one transaction each.
 
-    def __init__(self, pool: asyncpg.Pool, queries: Queries, acquire_timeout: float):
+    `store(event)` returns only after the transaction holding the event committed: True when
+    the event was new, False when it was already stored. Two deliveries of one event in the same
+    batch behave as if they had come one after the other: the first is new, the second a
+    duplicate. When the batch fails, every waiter of it gets the error; nothing is reported as
+    stored that was not committed.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        queries: Queries,
+        metrics: Metrics,
+        *,
+        acquire_timeout: float,
+        queue_size: int = 2048,
+        max_batch: int = 512,
+        writers: int = 4,
+        max_wait: float = 2.5,
+    ):
         self.pool = pool
         self.queries = queries
         self.acquire_timeout = acquire_timeout
+        self.queue_size = queue_size
+        self.max_batch = max_batch
+        self.writers = writers
+        # Zoom waits 3 s for an answer; an event still queued after max_wait gets 503 instead.
+        self.max_wait = max_wait
+        self._queue: collections.deque[tuple[WebhookEvent, asyncio.Future[bool]]] = (
+            collections.deque()
+        )
+        self._work = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._latency = metrics.ingest_seconds
+        self._batch_size = metrics.ingest_batch_size
+        self._db_errors = metrics.database_errors
+        metrics.ingest_queue_depth.set_function(lambda: len(self._queue))
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._write_loop(), name=f"ingest-writer-{n}")
+            for n in range(self.writers)
+        ]
+
+    async def close(self) -> None:
+        """Refuse new events, store what is queued or in flight, then stop the writers."""
+        self._closing = True
+        self._work.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def store(self, event: WebhookEvent) -> bool:
         """Store the event; True when new, False when it was a redelivery."""
-        async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
-            new_keys = await store_events(conn, self.queries, [event])
-        return event.dedupe_key in new_keys
+        if self._closing or len(self._queue) >= self.queue_size:
+            raise Overloaded("The ingest queue is full.")
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.append((event, future))
+        self._work.set()
+        expiry = loop.call_at(started + self.max_wait, _expire, future)
+        try:
+            return await future
+        finally:
+            expiry.cancel()
+            self._latency.observe(loop.time() - started)
+
+    async def _write_loop(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closing:
+                    return
+                self._work.clear()
+                await self._work.wait()
+                continue
+            batch = self._take_batch()
+            if batch:
+                await self._commit(batch)
+
+    def _take_batch(self) -> list[tuple[WebhookEvent, asyncio.Future[bool]]]:
+        """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
+        queue, batch = self._queue, []
+        while queue and len(batch) < self.max_batch:
+            item = queue.popleft()
+            if not item[1].done():  # expired (already answered 503) or cancelled
+                batch.append(item)
+        return batch
+
+    async def _commit(self, batch: list[tuple[WebhookEvent, asyncio.Future[bool]]]) -> None:
+        # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
+        unique = sorted({e.dedupe_key: e for e, _ in batch}.values(), key=_by_dedupe_key)
+        self._batch_size.observe(len(unique))
+        try:
+            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
+                new_keys = await store_events(conn, self.queries, unique)
+        except asyncio.CancelledError:
+            _fail(batch, Overloaded("The service is shutting down."))
+            raise
+        except Exception as exc:
+            self._db_errors.inc()
+            if not is_database_unavailable(exc):
+                log.exception("storing a batch of %d webhook events failed", len(unique))
+            if len(unique) > 1 and not is_database_unavailable(exc):
+                # A bad event must not sink its neighbours: retry each on its own.
+                await self._commit_one_by_one(batch)
+                return
+            _fail(batch, exc)
+            return
+        for event, future in batch:
+            if not future.done():
+                key = event.dedupe_key
+                is_new = key in new_keys
+                new_keys.discard(key)  # a second delivery of it in this batch is a duplicate
+                future.set_result(is_new)
+
+    async def _commit_one_by_one(self, batch) -> None:
+        groups: dict[bytes, list] = {}
+        for item in batch:
+            groups.setdefault(item[0].dedupe_key, []).append(item)
+        for items in groups.values():
+            await self._commit(items)
+
+
+def _by_dedupe_key(event: WebhookEvent) -> bytes:
+    return event.dedupe_key
+
+
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_exception(Overloaded("The event waited too long to be stored."))
+
+
+def _fail(batch, exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

@@ -7,13 +7,16 @@ import time
 import orjson
 from aiohttp import web
 
-from service.errors import BadRequest, Unauthorized, is_database_unavailable
+from service.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
 from service.keys import CONFIG, EVENT_STORE, METRICS
 from service.payloads import json_response
 from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
+from service.zoom.ingest import Overloaded
 from service.zoom.signature import SignatureCheck, url_validation, verify
 
 routes = web.RouteTableDef()
+
+RETRY_SOON = {"Retry-After": "1"}
 
 TIMESTAMP_CHECKS = frozenset(
     {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
@@ -70,6 +73,10 @@ async def receive_webhook(request: web.Request) -> web.Response:
 
     try:
         is_new = await request.app[EVENT_STORE].store(event)
+    except Overloaded as exc:
+        deliveries.labels("rejected_overload").inc()
+        # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
+        raise Unavailable("overloaded", f"{exc} Try again shortly.", headers=RETRY_SOON) from None
     except Exception as exc:
         if is_database_unavailable(exc):
             deliveries.labels("unavailable").inc()
