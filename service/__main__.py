@@ -35,7 +35,10 @@ def serve() -> int:
         uvloop = None
     if uvloop is not None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-    web.run_app(create_app(config), host=config.host, port=config.port, print=None)
+    access_log = web.access_logger if config.access_log else None
+    web.run_app(
+        create_app(config), host=config.host, port=config.port, print=None, access_log=access_log
+    )
     return 0
 
 

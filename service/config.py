@@ -49,6 +49,8 @@ class Config:
     ingest_queue_size: int = 2048
     ingest_max_batch: int = 512
     ingest_writers: int = 4
+    # One log line per request costs as much as verifying it; /metrics counts every delivery.
+    access_log: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -81,6 +83,7 @@ class Config:
             ),
             ingest_max_batch=int_setting(environ, "INGEST_MAX_BATCH", cls.ingest_max_batch, low=1),
             ingest_writers=int_setting(environ, "INGEST_WRITERS", cls.ingest_writers, low=1),
+            access_log=environ.get("ACCESS_LOG", "").strip().lower() in ("1", "true", "yes"),
         )
 
 

@@ -18,7 +18,7 @@ import asyncpg
 from service.db import Queries
 from service.errors import is_database_unavailable
 from service.metrics import Metrics
-from service.zoom.events import MEETING_ENDED, WebhookEvent
+from service.zoom.events import WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -30,27 +30,20 @@ class Overloaded(Exception):
 async def store_events(
     conn: asyncpg.Connection, q: Queries, events: Sequence[WebhookEvent]
 ) -> set[bytes]:
-    """Store events in one transaction; return the dedupe keys that were new (not redeliveries)."""
-    async with conn.transaction():
-        await conn.execute(q.lock_meetings, [e.zoom_meeting_id for e in events])
-        rows = await conn.fetch(
-            q.insert_webhook_events,
-            [e.event_type for e in events],
-            [e.zoom_meeting_id for e in events],
-            [e.meeting_uuid for e in events],
-            [e.occurred_at for e in events],
-            [e.participant_name for e in events],
-            [e.participant_email for e in events],
-            [e.participant_user_id for e in events],
-            [e.dedupe_key for e in events],
-            [e.raw_data for e in events],
-        )
-        ended = [
-            r["booking_id"] for r in rows if r["event_type"] == MEETING_ENDED and r["booking_id"]
-        ]
-        if ended:
-            await conn.execute(q.complete_bookings, ended)
-    return {bytes(r["dedupe_key"]) for r in rows}
+    """Store events atomically in one statement; return the dedupe keys that were new."""
+    rows = await conn.fetch(
+        q.store_webhook_events,
+        [e.event_type for e in events],
+        [e.zoom_meeting_id for e in events],
+        [e.meeting_uuid for e in events],
+        [e.occurred_at for e in events],
+        [e.participant_name for e in events],
+        [e.participant_email for e in events],
+        [e.participant_user_id for e in events],
+        [e.dedupe_key for e in events],
+        [e.raw_data for e in events],
+    )
+    return {bytes(r[0]) for r in rows}
 
 
 class EventStore:
@@ -128,16 +121,32 @@ class EventStore:
             self._latency.observe(loop.time() - started)
 
     async def _write_loop(self) -> None:
-        while True:
-            if not self._queue:
-                if self._closing:
-                    return
-                self._work.clear()
-                await self._work.wait()
-                continue
-            batch = self._take_batch()
-            if batch:
-                await self._commit(batch)
+        # Each writer keeps its pool connection between batches: no acquire, no reset query.
+        conn: asyncpg.Connection | None = None
+        try:
+            while True:
+                if not self._queue:
+                    if self._closing:
+                        return
+                    self._work.clear()
+                    await self._work.wait()
+                    continue
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                if conn is None:
+                    try:
+                        conn = await self.pool.acquire(timeout=self.acquire_timeout)
+                    except Exception as exc:
+                        self._db_errors.inc()
+                        _fail(batch, exc)
+                        continue
+                if not await self._commit(conn, batch):
+                    await self.pool.release(conn)  # broken: the next batch gets a fresh one
+                    conn = None
+        finally:
+            if conn is not None:
+                await self.pool.release(conn)
 
     def _take_batch(self) -> list[tuple[WebhookEvent, asyncio.Future[bool]]]:
         """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
@@ -148,39 +157,42 @@ class EventStore:
                 batch.append(item)
         return batch
 
-    async def _commit(self, batch: list[tuple[WebhookEvent, asyncio.Future[bool]]]) -> None:
+    async def _commit(
+        self, conn: asyncpg.Connection, batch: list[tuple[WebhookEvent, asyncio.Future[bool]]]
+    ) -> bool:
+        """Store the batch and answer its waiters; False when the connection is unusable."""
         # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
         unique = sorted({e.dedupe_key: e for e, _ in batch}.values(), key=_by_dedupe_key)
         self._batch_size.observe(len(unique))
         try:
-            async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
-                new_keys = await store_events(conn, self.queries, unique)
+            new_keys = await store_events(conn, self.queries, unique)
         except asyncio.CancelledError:
             _fail(batch, Overloaded("The service is shutting down."))
             raise
         except Exception as exc:
             self._db_errors.inc()
-            if not is_database_unavailable(exc):
-                log.exception("storing a batch of %d webhook events failed", len(unique))
-            if len(unique) > 1 and not is_database_unavailable(exc):
-                # A bad event must not sink its neighbours: retry each on its own.
-                await self._commit_one_by_one(batch)
-                return
-            _fail(batch, exc)
-            return
+            if is_database_unavailable(exc):
+                _fail(batch, exc)
+                return False
+            log.exception("storing a batch of %d webhook events failed", len(unique))
+            if len(unique) == 1:
+                _fail(batch, exc)
+                return True
+            # A bad event must not sink its neighbours: store each on its own.
+            groups: dict[bytes, list] = {}
+            for item in batch:
+                groups.setdefault(item[0].dedupe_key, []).append(item)
+            for items in groups.values():
+                if not await self._commit(conn, items):
+                    return False
+            return True
         for event, future in batch:
             if not future.done():
                 key = event.dedupe_key
                 is_new = key in new_keys
                 new_keys.discard(key)  # a second delivery of it in this batch is a duplicate
                 future.set_result(is_new)
-
-    async def _commit_one_by_one(self, batch) -> None:
-        groups: dict[bytes, list] = {}
-        for item in batch:
-            groups.setdefault(item[0].dedupe_key, []).append(item)
-        for items in groups.values():
-            await self._commit(items)
+        return True
 
 
 def _by_dedupe_key(event: WebhookEvent) -> bytes:
