@@ -8,4 +8,4 @@
 SELECT k AS dedupe_key
   FROM store_zoom_webhook_events($1::text[], $2::text[], $3::text[], $4::timestamptz[],
                                  $5::text[], $6::text[], $7::text[], $8::bytea[],
-                                 $9::jsonb[]) AS k;
+                                 $9::text[]::jsonb[]) AS k;
