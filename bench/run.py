@@ -70,7 +70,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=int, default=15, help="seconds per run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
-    parser.add_argument("--overload-connections", type=int, default=1024)
+    parser.add_argument("--overload-connections", type=int, default=4096)
     parser.add_argument("--prefill", type=int, default=3_000_000)
     parser.add_argument("--only", default="", help="comma list of runs: bare,insert,service,...")
     parser.add_argument("--keep", action="store_true", help="keep var/bench/pgdata")
@@ -135,7 +135,7 @@ def measure(name, cmd, env, url, load, meetings=0, store=True) -> dict:
     if store:
         reset_database(url, meetings)
     print(f"\n== {name}: {' '.join(Path(c).name for c in cmd)}  {load}", flush=True)
-    log = open(WORK / f"{name}.log", "wb")  # noqa: SIM115 - closed below
+    log = open(WORK / f"{name}.log", "wb")
     server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
         base = f"http://127.0.0.1:{env['PORT']}"
@@ -291,7 +291,7 @@ def write_bodies(directory: Path, count: int, threads: int) -> int:
     timestamp = str(int(time.time()))
     prefix = f"v0:{timestamp}:".encode()
     key = SECRET.encode()
-    files = [open(directory / f"bodies-{n}.txt", "wb") for n in range(threads)]  # noqa: SIM115
+    files = [open(directory / f"bodies-{n}.txt", "wb") for n in range(threads)]
     try:
         for n in range(count):
             body = orjson.dumps(zoom_event(n))
@@ -351,10 +351,13 @@ def zoom_event(n: int) -> dict:
 def report(results: dict, args: argparse.Namespace) -> int:
     print("\n" + "=" * 78)
     print(f"machine: {machine()}")
-    print(f"load: wrk, {args.threads} thread(s), {args.connections} connections, "
-          f"{args.duration} s per run, 127.0.0.1")
-    print(f"{'run':<34}{'events/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}"
-          f"{'errors':>8}{'503':>8}")
+    print(
+        f"load: wrk, {args.threads} thread(s), {args.connections} connections, "
+        f"{args.duration} s per run, 127.0.0.1"
+    )
+    print(
+        f"{'run':<34}{'events/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'errors':>8}{'503':>8}"
+    )
     labels = {
         "bare": "(a) verify+parse, no storage",
         "insert": "(b) per-request INSERT",
@@ -369,9 +372,11 @@ def report(results: dict, args: argparse.Namespace) -> int:
                 label = f"overload ({r['offered_per_s']}/s offered, {r['requests']} req)"
             errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
             errors += r["other"]
-            print(f"{label:<34}{r['events_per_s']:>9}{r['p50_us'] / 1000:>8.1f}"
-                  f"{r['p99_us'] / 1000:>8.1f}{r['max_us'] / 1000:>8.1f}{errors:>8}"
-                  f"{r['unavailable']:>8}")
+            print(
+                f"{label:<34}{r['events_per_s']:>9}{r['p50_us'] / 1000:>8.1f}"
+                f"{r['p99_us'] / 1000:>8.1f}{r['max_us'] / 1000:>8.1f}{errors:>8}"
+                f"{r['unavailable']:>8}"
+            )
     verdicts = []
     service, bare, insert = (results.get(k) for k in ("service", "bare", "insert"))
     if service and bare:
@@ -386,24 +391,30 @@ def report(results: dict, args: argparse.Namespace) -> int:
         p99 = service["p99_us"] / 1000
         good = p99 <= TARGETS["p99_ms"]
         verdicts.append(good)
-        print(f"service p99 at {args.connections} connections: {p99:.1f} ms "
-              f"(target <= {TARGETS['p99_ms']:.0f})  {'ok' if good else 'MISSED'}")
+        print(
+            f"service p99 at {args.connections} connections: {p99:.1f} ms "
+            f"(target <= {TARGETS['p99_ms']:.0f})  {'ok' if good else 'MISSED'}"
+        )
     if results.get("overload"):
         r = results["overload"]
         good = r["max_us"] < 3_000_000 and r["timeouts"] == 0
         verdicts.append(good)
-        print(f"overload: {r['unavailable']} answered 503 ({r['retry_after']} with Retry-After), "
-              f"{r['ok']} answered 200, slowest answer {r['max_us'] / 1000:.0f} ms "
-              f"(must be < 3000)  {'ok' if good else 'MISSED'}")
+        print(
+            f"overload: {r['unavailable']} answered 503 ({r['retry_after']} with Retry-After), "
+            f"{r['ok']} answered 200, slowest answer {r['max_us'] / 1000:.0f} ms "
+            f"(must be < 3000)  {'ok' if good else 'MISSED'}"
+        )
     for name, r in results.items():
         if "check" in r:
             c = r["check"]
             verdicts.append(c["ok"])
-            print(f"exactly-once [{name}]: {c['rows']} rows, {c['answered_stored']} answered "
-                  f"stored, lost {c['lost']}, duplicated {c['duplicated']}, committed but "
-                  f"unanswered {c['committed_unanswered']}, mislinked {c['mislinked']}, "
-                  f"wrong booking status {c['wrong_booking_status']}  "
-                  f"{'ok' if c['ok'] else 'FAILED'}")
+            print(
+                f"exactly-once [{name}]: {c['rows']} rows, {c['answered_stored']} answered "
+                f"stored, lost {c['lost']}, duplicated {c['duplicated']}, committed but "
+                f"unanswered {c['committed_unanswered']}, mislinked {c['mislinked']}, "
+                f"wrong booking status {c['wrong_booking_status']}  "
+                f"{'ok' if c['ok'] else 'FAILED'}"
+            )
     print(f"results: {WORK / 'results.json'}")
     return 0 if all(verdicts) else 1
 
@@ -416,11 +427,14 @@ def ratio(label: str, top: dict, bottom: dict, target: float) -> bool:
 
 
 def print_result(name: str, r: dict) -> None:
-    print(f"   {r['events_per_s']} events/s (200), {r['requests_per_s']} req/s, "
-          f"p50 {r['p50_us'] / 1000:.1f} ms, p99 {r['p99_us'] / 1000:.1f} ms, "
-          f"max {r['max_us'] / 1000:.0f} ms, 503: {r['unavailable']}, other: {r['other']}, "
-          f"socket errors/timeouts: {r['connect_errors'] + r['read_errors'] + r['write_errors']}"
-          f"/{r['timeouts']}" + (f", check: {r['check']}" if "check" in r else ""), flush=True)
+    print(
+        f"   {r['events_per_s']} events/s (200), {r['requests_per_s']} req/s, "
+        f"p50 {r['p50_us'] / 1000:.1f} ms, p99 {r['p99_us'] / 1000:.1f} ms, "
+        f"max {r['max_us'] / 1000:.0f} ms, 503: {r['unavailable']}, other: {r['other']}, "
+        f"socket errors/timeouts: {r['connect_errors'] + r['read_errors'] + r['write_errors']}"
+        f"/{r['timeouts']}" + (f", check: {r['check']}" if "check" in r else ""),
+        flush=True,
+    )
 
 
 def machine() -> str:
@@ -432,8 +446,10 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, " \
-           f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    return (
+        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def wait_healthy(base: str, server: subprocess.Popen) -> None:

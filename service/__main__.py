@@ -12,6 +12,8 @@ import sys
 
 from service.config import Config, ConfigError, database_url_from_env
 
+LISTEN_BACKLOG = 4096
+
 
 def serve() -> int:
     try:
@@ -37,7 +39,13 @@ def serve() -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     access_log = web.access_logger if config.access_log else None
     web.run_app(
-        create_app(config), host=config.host, port=config.port, print=None, access_log=access_log
+        create_app(config),
+        host=config.host,
+        port=config.port,
+        print=None,
+        access_log=access_log,
+        # On the hour Zoom opens many connections at once; 128 pending (the default) drops some.
+        backlog=LISTEN_BACKLOG,
     )
     return 0
 

@@ -45,8 +45,8 @@ class Config:
     db_connect_timeout_seconds: float = 2.0
     db_acquire_timeout_seconds: float = 2.5
     # Group commit (service/zoom/ingest.py): events waiting at most, per transaction, writers.
-    # Full queue -> 503 + Retry-After; 2048 events drain in well under a second.
-    ingest_queue_size: int = 2048
+    # Full queue -> 503 + Retry-After; 1024 events drain in a fraction of a second.
+    ingest_queue_size: int = 1024
     ingest_max_batch: int = 512
     ingest_writers: int = 4
     # One log line per request costs as much as verifying it; /metrics counts every delivery.

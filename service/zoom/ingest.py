@@ -63,7 +63,7 @@ class EventStore:
         metrics: Metrics,
         *,
         acquire_timeout: float,
-        queue_size: int = 2048,
+        queue_size: int = 1024,
         max_batch: int = 512,
         writers: int = 4,
         max_wait: float = 2.5,
