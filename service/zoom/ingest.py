@@ -66,7 +66,7 @@ class EventStore:
         queue_size: int = 1024,
         max_batch: int = 512,
         writers: int = 4,
-        max_wait: float = 2.5,
+        max_wait: float = 2.0,
     ):
         self.pool = pool
         self.queries = queries
@@ -74,7 +74,7 @@ class EventStore:
         self.queue_size = queue_size
         self.max_batch = max_batch
         self.writers = writers
-        # Zoom waits 3 s for an answer; an event still queued after max_wait gets 503 instead.
+        # Zoom waits 3 s for an answer; an event not stored after max_wait gets 503 instead.
         self.max_wait = max_wait
         self._queue: collections.deque[tuple[WebhookEvent, asyncio.Future[bool]]] = (
             collections.deque()
@@ -96,6 +96,15 @@ class EventStore:
     def depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def full(self) -> bool:
+        """True while store() would refuse: the queue is full or the service is stopping."""
+        return self._closing or len(self._queue) >= self.queue_size
+
+    @property
+    def refusal(self) -> str:
+        return "The service is shutting down." if self._closing else "The ingest queue is full."
+
     def start(self) -> None:
         self._tasks = [
             asyncio.create_task(self._write_loop(n), name=f"ingest-writer-{n}")
@@ -112,8 +121,8 @@ class EventStore:
 
     async def store(self, event: WebhookEvent) -> bool:
         """Store the event; True when new, False when it was a redelivery."""
-        if self._closing or len(self._queue) >= self.queue_size:
-            raise Overloaded("The ingest queue is full.")
+        if self.full:
+            raise Overloaded(self.refusal)
         loop = asyncio.get_running_loop()
         started = loop.time()
         future: asyncio.Future[bool] = loop.create_future()

@@ -18,6 +18,11 @@ routes = web.RouteTableDef()
 
 RETRY_SOON = {"Retry-After": "1"}
 
+
+def overloaded(reason: str) -> Unavailable:
+    return Unavailable("overloaded", f"{reason} Try again shortly.", headers=RETRY_SOON)
+
+
 TIMESTAMP_CHECKS = frozenset(
     {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
 )
@@ -26,6 +31,12 @@ TIMESTAMP_CHECKS = frozenset(
 @routes.post("/api/zoom/webhook")
 async def receive_webhook(request: web.Request) -> web.Response:
     config, deliveries = request.app[CONFIG], request.app[METRICS].webhook_deliveries
+    store = request.app[EVENT_STORE]
+    if store.full:
+        # Shed load before the HMAC and the parse: when the queue is full those would only
+        # slow down the events already waiting. Zoom retries a 503 whatever its signature.
+        deliveries.labels("rejected_overload").inc()
+        raise overloaded(store.refusal)
     # aiohttp refuses bodies over client_max_size (1 MiB) here, answering 413.
     raw = await request.read()
     check = verify(
@@ -72,11 +83,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise BadRequest("invalid_event", f"{exc}.") from None
 
     try:
-        is_new = await request.app[EVENT_STORE].store(event)
+        is_new = await store.store(event)
     except Overloaded as exc:
         deliveries.labels("rejected_overload").inc()
         # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
-        raise Unavailable("overloaded", f"{exc} Try again shortly.", headers=RETRY_SOON) from None
+        raise overloaded(str(exc)) from None
     except Exception as exc:
         if is_database_unavailable(exc):
             deliveries.labels("unavailable").inc()
