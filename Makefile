@@ -4,7 +4,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
-BENCH_DURATION ?= 15
+BENCH_DURATION ?= 10
+BENCH_ROUNDS ?= 3
 BENCH_CONNECTIONS ?= 64
 BENCH_PREFILL ?= 3000000
 BENCH_ARGS ?=
@@ -40,8 +41,8 @@ fmt: $(INSTALLED) ## reformat and fix imports
 	$(VENV)/bin/ruff check --fix service tests bench
 	$(VENV)/bin/ruff format service tests bench
 
-bench: $(INSTALLED) ## ingest benchmark with its baselines (BENCH_DURATION, BENCH_CONNECTIONS, BENCH_PREFILL)
-	$(PY) bench/run.py --duration $(BENCH_DURATION) --connections $(BENCH_CONNECTIONS) \
+bench: $(INSTALLED) ## ingest benchmark with its baselines (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PREFILL)
+	$(PY) bench/run.py --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --connections $(BENCH_CONNECTIONS) \
 		--prefill $(BENCH_PREFILL) $(BENCH_ARGS)
 
 docker: ## build the container image (needs a Docker engine)

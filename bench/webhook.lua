@@ -24,6 +24,8 @@ function init(args)
          ["x-zm-signature"] = sig,
       }, body)
    end
+   io.write("BENCH_READY\n")
+   io.flush()
    position = 0
    wrapped = 0
    ok = 0
