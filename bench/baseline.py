@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-import time
 
 import orjson
 from aiohttp import web
@@ -24,7 +23,8 @@ from service.errors import error_middleware
 from service.payloads import json_response
 from service.zoom.events import STORED_EVENTS, parse_event
 from service.zoom.ingest import store_events
-from service.zoom.signature import SignatureCheck, verify
+from service.zoom.signature import SignatureCheck
+from service.zoom.webhook import verify_delivery
 
 POOL = web.AppKey("pool", object)
 
@@ -34,15 +34,7 @@ def make_app(config: Config, mode: str) -> web.Application:
 
     async def webhook(request: web.Request) -> web.Response:
         raw = await request.read()
-        check = verify(
-            secrets=config.webhook_secrets,
-            timestamp=request.headers.get("x-zm-request-timestamp"),
-            signature=request.headers.get("x-zm-signature"),
-            body=raw,
-            now=time.time(),
-            tolerance_seconds=config.webhook_tolerance_seconds,
-            max_future_seconds=config.webhook_max_future_seconds,
-        )
+        check = verify_delivery(config, request, raw)
         if check is not SignatureCheck.OK:
             return json_response({"error": "unauthorized", "message": check.reason}, status=401)
         body = orjson.loads(raw)

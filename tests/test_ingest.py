@@ -53,6 +53,18 @@ async def wait_for_queue_depth(app, depth: int) -> None:
     raise AssertionError(f"the queue never reached {depth}")
 
 
+async def stuck_writer(aiohttp_client, database_url, db, **overrides):
+    """A service whose one writer is stuck on LOCKED_MEETING's lock with a first delivery."""
+    app = create_app(test_config(database_url, ingest_writers=1, **overrides))
+    client = await aiohttp_client(app)
+    await hold_meeting_lock(db, LOCKED_MEETING)
+    first = asyncio.ensure_future(
+        post_signed(client, meeting_event(STARTED, meeting_id=LOCKED_MEETING, uuid="first=="))
+    )
+    await wait_for_writer_blocked(db)
+    return app, client, first
+
+
 async def test_concurrent_deliveries_with_duplicates_are_each_stored_exactly_once(client, db):
     paid = await make_booking(db, status="paid", zoom_meeting_id="9001")
     cancelled = await make_booking(db, status="cancelled", zoom_meeting_id="9002")
@@ -105,13 +117,7 @@ async def test_concurrent_deliveries_with_duplicates_are_each_stored_exactly_onc
 async def test_same_event_twice_in_one_batch_is_stored_once_and_answered_both_times(
     aiohttp_client, database_url, clean_database, db
 ):
-    app = create_app(test_config(database_url, ingest_writers=1))
-    client = await aiohttp_client(app)
-    await hold_meeting_lock(db, LOCKED_MEETING)
-    first = asyncio.ensure_future(
-        post_signed(client, meeting_event(STARTED, meeting_id=LOCKED_MEETING, uuid="first=="))
-    )
-    await wait_for_writer_blocked(db)
+    app, client, first = await stuck_writer(aiohttp_client, database_url, db)
     body = meeting_event(STARTED, meeting_id=LOCKED_MEETING)
     twins = [asyncio.ensure_future(post_signed(client, body)) for _ in range(2)]
     await wait_for_queue_depth(app, 2)  # both copies wait for the same next batch
@@ -126,22 +132,18 @@ async def test_same_event_twice_in_one_batch_is_stored_once_and_answered_both_ti
 @pytest.fixture
 async def blocked_service(aiohttp_client, database_url, clean_database, db):
     """A service with one writer, stuck on a meeting lock, and room for one queued event."""
-    app = create_app(test_config(database_url, ingest_writers=1, ingest_queue_size=1))
-    client = await aiohttp_client(app)
-    await hold_meeting_lock(db, LOCKED_MEETING)
-    in_flight = asyncio.ensure_future(
-        post_signed(client, meeting_event(STARTED, meeting_id=LOCKED_MEETING))
+    app, client, in_flight = await stuck_writer(
+        aiohttp_client, database_url, db, ingest_queue_size=1
     )
-    [writer_pid] = await wait_for_writer_blocked(db)
     queued = asyncio.ensure_future(
         post_signed(client, meeting_event(STARTED, meeting_id="77", uuid="queued=="))
     )
     await wait_for_queue_depth(app, 1)
-    return client, writer_pid, in_flight, queued
+    return client, in_flight, queued
 
 
 async def test_full_queue_answers_503_with_retry_after_at_once(blocked_service, db):
-    client, _, in_flight, queued = blocked_service
+    client, in_flight, queued = blocked_service
     resp = await post_signed(client, meeting_event(STARTED, meeting_id="78", uuid="refused=="))
     assert resp.status == 503
     assert resp.headers["Retry-After"] == "1"
@@ -156,14 +158,8 @@ async def test_full_queue_answers_503_with_retry_after_at_once(blocked_service, 
 async def test_failed_batch_answers_503_to_every_waiter_and_stores_nothing(
     aiohttp_client, database_url, clean_database, db
 ):
-    app = create_app(test_config(database_url, ingest_writers=1))
-    client = await aiohttp_client(app)
-    await hold_meeting_lock(db, LOCKED_MEETING)
     await hold_meeting_lock(db, "4343")
-    first = asyncio.ensure_future(
-        post_signed(client, meeting_event(STARTED, meeting_id=LOCKED_MEETING))
-    )
-    await wait_for_writer_blocked(db)
+    app, client, first = await stuck_writer(aiohttp_client, database_url, db)
     batch = [
         asyncio.ensure_future(
             post_signed(client, meeting_event(STARTED, meeting_id="4343", event_ts=ts))
@@ -200,13 +196,7 @@ async def test_unreachable_database_answers_503_to_every_concurrent_delivery(
 async def test_queued_events_are_stored_when_the_service_shuts_down(
     aiohttp_client, database_url, clean_database, db
 ):
-    app = create_app(test_config(database_url, ingest_writers=1))
-    client = await aiohttp_client(app)
-    await hold_meeting_lock(db, LOCKED_MEETING)
-    first = asyncio.ensure_future(
-        post_signed(client, meeting_event(STARTED, meeting_id=LOCKED_MEETING))
-    )
-    await wait_for_writer_blocked(db)
+    app, _, first = await stuck_writer(aiohttp_client, database_url, db)
     store = app[EVENT_STORE]
     pending = [asyncio.ensure_future(store.store(parsed_event(n))) for n in range(5)]
     await wait_for_queue_depth(app, 5)

@@ -100,7 +100,7 @@ async def test_full_queue_counts_rejected_overload_and_shows_the_queue_depth(
     blocked_service,  # noqa: F811 (the fixture imported above)
     db,
 ):
-    client, _, in_flight, queued = blocked_service
+    client, in_flight, queued = blocked_service
     found = await samples(client)
     assert found[("zoom_webhook_ingest_queue_depth", ())] == 1
     resp = await post_signed(client, meeting_event(STARTED, meeting_id="79", uuid="shed=="))

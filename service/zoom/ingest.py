@@ -1,9 +1,10 @@
 """Durable storage of verified webhook events: one transaction, committed before Zoom hears 200.
 
-Group commit: concurrent deliveries wait in one bounded queue; a few writer tasks each take
-what has gathered, store it with `store_events` in one transaction, and wake every waiter of
-that batch only after the commit (or hand all of them the error). One fsync then covers
-hundreds of events instead of one, which is what lets a durable database keep up.
+Group commit: concurrent deliveries wait in one bounded queue; a writer task takes what has
+gathered, stores it with `store_events` (one statement, so one transaction and one round
+trip), and wakes every waiter of that batch only after the commit, or hands all of them the
+error. One fsync then covers dozens of events instead of one, which is what lets a durable
+database keep up. Helper writers join while a backlog waits; a full queue answers 503.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ import time
 import orjson
 from aiohttp import web
 
+from service.config import Config
 from service.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
 from service.keys import CONFIG, EVENT_STORE, METRICS
 from service.payloads import json_response
@@ -17,6 +18,19 @@ from service.zoom.signature import SignatureCheck, url_validation, verify
 routes = web.RouteTableDef()
 
 RETRY_SOON = {"Retry-After": "1"}
+
+
+def verify_delivery(config: Config, request: web.Request, raw: bytes) -> SignatureCheck:
+    """Check the delivery's x-zm-signature and timestamp against the configured secrets."""
+    return verify(
+        secrets=config.webhook_secrets,
+        timestamp=request.headers.get("x-zm-request-timestamp"),
+        signature=request.headers.get("x-zm-signature"),
+        body=raw,
+        now=time.time(),
+        tolerance_seconds=config.webhook_tolerance_seconds,
+        max_future_seconds=config.webhook_max_future_seconds,
+    )
 
 
 def overloaded(reason: str) -> Unavailable:
@@ -39,15 +53,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise overloaded(store.refusal)
     # aiohttp refuses bodies over client_max_size (1 MiB) here, answering 413.
     raw = await request.read()
-    check = verify(
-        secrets=config.webhook_secrets,
-        timestamp=request.headers.get("x-zm-request-timestamp"),
-        signature=request.headers.get("x-zm-signature"),
-        body=raw,
-        now=time.time(),
-        tolerance_seconds=config.webhook_tolerance_seconds,
-        max_future_seconds=config.webhook_max_future_seconds,
-    )
+    check = verify_delivery(config, request, raw)
     if check is not SignatureCheck.OK:
         reason = "timestamp" if check in TIMESTAMP_CHECKS else "signature"
         deliveries.labels(f"rejected_{reason}").inc()
