@@ -11,7 +11,7 @@ from service.app import create_app
 from service.keys import EVENT_STORE
 from tests.conftest import test_config
 from tests.factories import make_booking
-from tests.zoom_payloads import meeting_event, participant, post_signed
+from tests.zoom_payloads import meeting_event, participant, post_signed, sign
 
 STARTED = "meeting.started"
 ENDED = "meeting.ended"
@@ -153,6 +153,16 @@ async def test_full_queue_answers_503_with_retry_after_at_once(blocked_service, 
     assert [(await in_flight).status, (await queued).status] == [200, 200]
     meetings = await db.fetch("SELECT zoom_meeting_id FROM zoom_webhook_events ORDER BY 1")
     assert [r["zoom_meeting_id"] for r in meetings] == [LOCKED_MEETING, "77"]
+
+
+async def test_full_queue_refuses_before_checking_the_signature(blocked_service, db):
+    client, in_flight, queued = blocked_service
+    body = b'{"event": "meeting.started"}'
+    resp = await client.post("/api/zoom/webhook", data=body, headers=sign(body, secret="wrong"))
+    assert resp.status == 503  # not 401: Zoom retries it once the queue has room
+    assert resp.headers["Retry-After"] == "1"
+    await db.execute("SELECT pg_advisory_unlock_all()")
+    assert [(await in_flight).status, (await queued).status] == [200, 200]
 
 
 async def test_failed_batch_answers_503_to_every_waiter_and_stores_nothing(
