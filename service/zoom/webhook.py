@@ -17,29 +17,10 @@ from service.zoom.signature import SignatureCheck, url_validation, verify
 
 routes = web.RouteTableDef()
 
-RETRY_SOON = {"Retry-After": "1"}
-
-
-def verify_delivery(config: Config, request: web.Request, raw: bytes) -> SignatureCheck:
-    """Check the delivery's x-zm-signature and timestamp against the configured secrets."""
-    return verify(
-        secrets=config.webhook_secrets,
-        timestamp=request.headers.get("x-zm-request-timestamp"),
-        signature=request.headers.get("x-zm-signature"),
-        body=raw,
-        now=time.time(),
-        tolerance_seconds=config.webhook_tolerance_seconds,
-        max_future_seconds=config.webhook_max_future_seconds,
-    )
-
-
-def overloaded(reason: str) -> Unavailable:
-    return Unavailable("overloaded", f"{reason} Try again shortly.", headers=RETRY_SOON)
-
-
 TIMESTAMP_CHECKS = frozenset(
     {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
 )
+RETRY_SOON = {"Retry-After": "1"}
 
 
 @routes.post("/api/zoom/webhook")
@@ -101,3 +82,20 @@ async def receive_webhook(request: web.Request) -> web.Response:
     outcome = "stored" if is_new else "duplicate"
     deliveries.labels(outcome).inc()
     return json_response({"status": outcome, "event": event_type})
+
+
+def verify_delivery(config: Config, request: web.Request, raw: bytes) -> SignatureCheck:
+    """Check the delivery's x-zm-signature and timestamp against the configured secrets."""
+    return verify(
+        secrets=config.webhook_secrets,
+        timestamp=request.headers.get("x-zm-request-timestamp"),
+        signature=request.headers.get("x-zm-signature"),
+        body=raw,
+        now=time.time(),
+        tolerance_seconds=config.webhook_tolerance_seconds,
+        max_future_seconds=config.webhook_max_future_seconds,
+    )
+
+
+def overloaded(reason: str) -> Unavailable:
+    return Unavailable("overloaded", f"{reason} Try again shortly.", headers=RETRY_SOON)
