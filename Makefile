@@ -4,6 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 PYTEST_ARGS ?=
+BENCH_DURATION ?= 10
+BENCH_ROUNDS ?= 3
+BENCH_CONNECTIONS ?= 64
+BENCH_PREFILL ?= 3000000
+BENCH_ARGS ?=
 
 .DEFAULT_GOAL := help
 .PHONY: help install run migrate test lint fmt bench docker clean
@@ -29,15 +34,16 @@ test: $(INSTALLED) ## the whole suite on a real PostgreSQL (started here when DA
 	$(PY) -m service.devdb test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff check and format check
-	$(VENV)/bin/ruff check service tests
-	$(VENV)/bin/ruff format --check service tests
+	$(VENV)/bin/ruff check service tests bench
+	$(VENV)/bin/ruff format --check service tests bench
 
 fmt: $(INSTALLED) ## reformat and fix imports
-	$(VENV)/bin/ruff check --fix service tests
-	$(VENV)/bin/ruff format service tests
+	$(VENV)/bin/ruff check --fix service tests bench
+	$(VENV)/bin/ruff format service tests bench
 
-bench: $(INSTALLED) ## ingest benchmark with its baselines
-	@echo "the benchmark is not written yet" && exit 1
+bench: $(INSTALLED) ## ingest benchmark with its baselines (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PREFILL)
+	$(PY) bench/run.py --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --connections $(BENCH_CONNECTIONS) \
+		--prefill $(BENCH_PREFILL) $(BENCH_ARGS)
 
 docker: ## build the container image (needs a Docker engine)
 	docker build -t zoom-session-logs .

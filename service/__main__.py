@@ -19,6 +19,8 @@ from service.config import Config, ConfigError, database_url_from_env
 # meeting at Zoom without its booking). Only the slowest request waits this long; the process
 # exits as soon as the last one is answered. Give the container a stop timeout of 30 s.
 SHUTDOWN_TIMEOUT_SECONDS = 25.0
+# On the hour Zoom opens many connections at once; 128 pending (the default) drops some.
+LISTEN_BACKLOG = 4096
 
 
 def serve() -> int:
@@ -52,6 +54,7 @@ def serve() -> int:
         print=None,
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
+        backlog=LISTEN_BACKLOG,
     )
     logging.getLogger("service").info("stopped")
     return 0

@@ -24,8 +24,20 @@ MAX_BODY_BYTES = 1024 * 1024
 
 async def event_store_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG]
-    app[EVENT_STORE] = EventStore(app[POOL], app[QUERIES], config.db_acquire_timeout_seconds)
+    store = EventStore(
+        app[POOL],
+        app[QUERIES],
+        app[METRICS],
+        acquire_timeout=config.db_acquire_timeout_seconds,
+        queue_size=config.ingest_queue_size,
+        max_batch=config.ingest_max_batch,
+        # Each writer holds a pool connection during its transaction; leave some for the rest.
+        writers=max(1, min(config.ingest_writers, config.db_pool_max_size - 2)),
+    )
+    app[EVENT_STORE] = store
+    store.start()
     yield
+    await store.close()  # runs before pool_ctx closes the pool: queued events are still stored
 
 
 def create_app(config: Config) -> web.Application:

@@ -52,6 +52,11 @@ class Config:
     zoom_budget_seconds: float = 20.0
     zoom_max_attempts: int = 3
     zoom_retry_backoff_seconds: float = 0.5
+    # Group commit (service/zoom/ingest.py): events waiting at most, per transaction, writers.
+    # Full queue -> 503 + Retry-After; 1024 events drain in a fraction of a second.
+    ingest_queue_size: int = 1024
+    ingest_max_batch: int = 512
+    ingest_writers: int = 4
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -79,6 +84,11 @@ class Config:
             webhook_tolerance_seconds=int_setting(
                 environ, "WEBHOOK_TOLERANCE_SECONDS", cls.webhook_tolerance_seconds, low=1
             ),
+            ingest_queue_size=int_setting(
+                environ, "INGEST_QUEUE_SIZE", cls.ingest_queue_size, low=1
+            ),
+            ingest_max_batch=int_setting(environ, "INGEST_MAX_BATCH", cls.ingest_max_batch, low=1),
+            ingest_writers=int_setting(environ, "INGEST_WRITERS", cls.ingest_writers, low=1),
         )
 
 

@@ -5,16 +5,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from service.keys import METRICS
+
+# Zoom gives up after 3 s; the buckets resolve the milliseconds that matter below that.
+LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry
     webhook_deliveries: Counter
+    ingest_seconds: Histogram
+    ingest_batch_size: Histogram
+    ingest_queue_depth: Gauge
+    database_errors: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -25,6 +33,28 @@ class Metrics:
                 "zoom_webhook_deliveries",
                 "Zoom webhook deliveries received, by outcome.",
                 ["outcome"],
+                registry=registry,
+            ),
+            ingest_seconds=Histogram(
+                "zoom_webhook_ingest_seconds",
+                "Time from queueing a webhook event to its commit (or failure).",
+                buckets=LATENCY_BUCKETS,
+                registry=registry,
+            ),
+            ingest_batch_size=Histogram(
+                "zoom_webhook_ingest_batch_size",
+                "Events stored per group-commit transaction.",
+                buckets=BATCH_BUCKETS,
+                registry=registry,
+            ),
+            ingest_queue_depth=Gauge(
+                "zoom_webhook_ingest_queue_depth",
+                "Webhook events waiting for a writer.",
+                registry=registry,
+            ),
+            database_errors=Counter(
+                "zoom_webhook_database_errors",
+                "Group-commit transactions that failed (each waiter of the batch got 503).",
                 registry=registry,
             ),
         )

@@ -1,51 +1,230 @@
-"""Durable storage of verified webhook events: one transaction, committed before Zoom hears 200."""
+"""Durable storage of verified webhook events: one transaction, committed before Zoom hears 200.
+
+Group commit: concurrent deliveries wait in one bounded queue; a writer task takes what has
+gathered, stores it with `store_events` (one statement, so one transaction and one round
+trip), and wakes every waiter of that batch only after the commit, or hands all of them the
+error. One fsync then covers dozens of events instead of one, which is what lets a durable
+database keep up. Helper writers join while a backlog waits; a full queue answers 503.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import collections
+import logging
 from collections.abc import Sequence
 
 import asyncpg
 
 from service.db import Queries
-from service.zoom.events import MEETING_ENDED, WebhookEvent
+from service.errors import is_database_unavailable
+from service.metrics import Metrics
+from service.zoom.events import WebhookEvent
+
+log = logging.getLogger(__name__)
+
+
+class Overloaded(Exception):
+    """The ingest queue is full (or the event waited too long): answer 503 so that Zoom retries."""
 
 
 async def store_events(
     conn: asyncpg.Connection, q: Queries, events: Sequence[WebhookEvent]
 ) -> set[bytes]:
-    """Store events in one transaction; return the dedupe keys that were new (not redeliveries)."""
-    async with conn.transaction():
-        await conn.execute(q.lock_meetings, [e.zoom_meeting_id for e in events])
-        rows = await conn.fetch(
-            q.insert_webhook_events,
-            [e.event_type for e in events],
-            [e.zoom_meeting_id for e in events],
-            [e.meeting_uuid for e in events],
-            [e.occurred_at for e in events],
-            [e.participant_name for e in events],
-            [e.participant_email for e in events],
-            [e.participant_user_id for e in events],
-            [e.dedupe_key for e in events],
-            [e.raw_data for e in events],
-        )
-        ended = [
-            r["booking_id"] for r in rows if r["event_type"] == MEETING_ENDED and r["booking_id"]
-        ]
-        if ended:
-            await conn.execute(q.complete_bookings, ended)
-    return {bytes(r["dedupe_key"]) for r in rows}
+    """Store events atomically in one statement; return the dedupe keys that were new."""
+    rows = await conn.fetch(
+        q.store_webhook_events,
+        [e.event_type for e in events],
+        [e.zoom_meeting_id for e in events],
+        [e.meeting_uuid for e in events],
+        [e.occurred_at for e in events],
+        [e.participant_name for e in events],
+        [e.participant_email for e in events],
+        [e.participant_user_id for e in events],
+        [e.dedupe_key for e in events],
+        [e.raw_data for e in events],
+    )
+    return {bytes(r[0]) for r in rows}
 
 
 class EventStore:
-    """Stores one event per call; the seam where batching of concurrent deliveries plugs in."""
+    """Group commit: batches the events of concurrent deliveries into one transaction each.
 
-    def __init__(self, pool: asyncpg.Pool, queries: Queries, acquire_timeout: float):
+    `store(event)` returns only after the transaction holding the event committed: True when
+    the event was new, False when it was already stored. Two deliveries of one event in the same
+    batch behave as if they had come one after the other: the first is new, the second a
+    duplicate. When the batch fails, every waiter of it gets the error; nothing is reported as
+    stored that was not committed.
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        queries: Queries,
+        metrics: Metrics,
+        *,
+        acquire_timeout: float,
+        queue_size: int = 1024,
+        max_batch: int = 512,
+        writers: int = 4,
+        max_wait: float = 2.0,
+    ):
         self.pool = pool
         self.queries = queries
         self.acquire_timeout = acquire_timeout
+        self.queue_size = queue_size
+        self.max_batch = max_batch
+        self.writers = writers
+        # Zoom waits 3 s for an answer; an event not stored after max_wait gets 503 instead.
+        self.max_wait = max_wait
+        self._queue: collections.deque[tuple[WebhookEvent, asyncio.Future[bool]]] = (
+            collections.deque()
+        )
+        # Writer 0 takes every batch; the others join only while a backlog waits. Measured on
+        # 2 cores: concurrent transactions compete for the same CPUs and the WAL flush, so
+        # one writer with bigger batches is faster, and helpers are for bursts and stalls.
+        self.backlog = max(1, max_batch // 4)
+        self._work = asyncio.Event()
+        self._backlog = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing = False
+        self._latency = metrics.ingest_seconds
+        self._batch_size = metrics.ingest_batch_size
+        self._db_errors = metrics.database_errors
+        metrics.ingest_queue_depth.set_function(lambda: len(self._queue))
+
+    @property
+    def depth(self) -> int:
+        return len(self._queue)
+
+    @property
+    def full(self) -> bool:
+        """True while store() would refuse: the queue is full or the service is stopping."""
+        return self._closing or len(self._queue) >= self.queue_size
+
+    @property
+    def refusal(self) -> str:
+        return "The service is shutting down." if self._closing else "The ingest queue is full."
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._write_loop(n), name=f"ingest-writer-{n}")
+            for n in range(self.writers)
+        ]
+
+    async def close(self) -> None:
+        """Refuse new events, store what is queued or in flight, then stop the writers."""
+        self._closing = True
+        self._work.set()
+        self._backlog.set()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
 
     async def store(self, event: WebhookEvent) -> bool:
         """Store the event; True when new, False when it was a redelivery."""
-        async with self.pool.acquire(timeout=self.acquire_timeout) as conn:
-            new_keys = await store_events(conn, self.queries, [event])
-        return event.dedupe_key in new_keys
+        if self.full:
+            raise Overloaded(self.refusal)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.append((event, future))
+        self._work.set()
+        if len(self._queue) >= self.backlog:
+            self._backlog.set()
+        expiry = loop.call_at(started + self.max_wait, _expire, future)
+        try:
+            return await future
+        finally:
+            expiry.cancel()
+            self._latency.observe(loop.time() - started)
+
+    async def _write_loop(self, index: int) -> None:
+        # Each writer keeps its pool connection between batches: no acquire, no reset query.
+        conn: asyncpg.Connection | None = None
+        wakeup = self._work if index == 0 else self._backlog
+        threshold = 1 if index == 0 else self.backlog
+        try:
+            while True:
+                if len(self._queue) < threshold:
+                    if self._closing and (index > 0 or not self._queue):
+                        return  # writer 0 stores what is left
+                    wakeup.clear()
+                    await wakeup.wait()
+                    continue
+                batch = self._take_batch()
+                if not batch:
+                    continue
+                if conn is None:
+                    try:
+                        conn = await self.pool.acquire(timeout=self.acquire_timeout)
+                    except Exception as exc:
+                        self._db_errors.inc()
+                        _fail(batch, exc)
+                        continue
+                if not await self._commit(conn, batch):
+                    await self.pool.release(conn)  # broken: the next batch gets a fresh one
+                    conn = None
+        finally:
+            if conn is not None:
+                await self.pool.release(conn)
+
+    def _take_batch(self) -> list[tuple[WebhookEvent, asyncio.Future[bool]]]:
+        """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
+        queue, batch = self._queue, []
+        while queue and len(batch) < self.max_batch:
+            item = queue.popleft()
+            if not item[1].done():  # expired (already answered 503) or cancelled
+                batch.append(item)
+        return batch
+
+    async def _commit(
+        self, conn: asyncpg.Connection, batch: list[tuple[WebhookEvent, asyncio.Future[bool]]]
+    ) -> bool:
+        """Store the batch and answer its waiters; False when the connection is unusable."""
+        # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
+        unique = sorted({e.dedupe_key: e for e, _ in batch}.values(), key=_by_dedupe_key)
+        self._batch_size.observe(len(unique))
+        try:
+            new_keys = await store_events(conn, self.queries, unique)
+        except asyncio.CancelledError:
+            _fail(batch, Overloaded("The service is shutting down."))
+            raise
+        except Exception as exc:
+            self._db_errors.inc()
+            if is_database_unavailable(exc):
+                _fail(batch, exc)
+                return False
+            log.exception("storing a batch of %d webhook events failed", len(unique))
+            if len(unique) == 1:
+                _fail(batch, exc)
+                return True
+            # A bad event must not sink its neighbours: store each on its own.
+            groups: dict[bytes, list] = {}
+            for item in batch:
+                groups.setdefault(item[0].dedupe_key, []).append(item)
+            for items in groups.values():
+                if not await self._commit(conn, items):
+                    return False
+            return True
+        for event, future in batch:
+            if not future.done():
+                key = event.dedupe_key
+                is_new = key in new_keys
+                new_keys.discard(key)  # a second delivery of it in this batch is a duplicate
+                future.set_result(is_new)
+        return True
+
+
+def _by_dedupe_key(event: WebhookEvent) -> bytes:
+    return event.dedupe_key
+
+
+def _expire(future: asyncio.Future[bool]) -> None:
+    if not future.done():
+        future.set_exception(Overloaded("The event waited too long to be stored."))
+
+
+def _fail(batch, exc: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(exc)

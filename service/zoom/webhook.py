@@ -7,10 +7,12 @@ import time
 import orjson
 from aiohttp import web
 
-from service.errors import BadRequest, Unauthorized, is_database_unavailable
+from service.config import Config
+from service.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
 from service.keys import CONFIG, EVENT_STORE, METRICS
 from service.payloads import json_response
 from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
+from service.zoom.ingest import Overloaded
 from service.zoom.signature import SignatureCheck, url_validation, verify
 
 routes = web.RouteTableDef()
@@ -18,22 +20,21 @@ routes = web.RouteTableDef()
 TIMESTAMP_CHECKS = frozenset(
     {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
 )
+RETRY_SOON = {"Retry-After": "1"}
 
 
 @routes.post("/api/zoom/webhook")
 async def receive_webhook(request: web.Request) -> web.Response:
     config, deliveries = request.app[CONFIG], request.app[METRICS].webhook_deliveries
+    store = request.app[EVENT_STORE]
+    if store.full:
+        # Shed load before the HMAC and the parse: when the queue is full those would only
+        # slow down the events already waiting. Zoom retries a 503 whatever its signature.
+        deliveries.labels("rejected_overload").inc()
+        raise overloaded(store.refusal)
     # aiohttp refuses bodies over client_max_size (1 MiB) here, answering 413.
     raw = await request.read()
-    check = verify(
-        secrets=config.webhook_secrets,
-        timestamp=request.headers.get("x-zm-request-timestamp"),
-        signature=request.headers.get("x-zm-signature"),
-        body=raw,
-        now=time.time(),
-        tolerance_seconds=config.webhook_tolerance_seconds,
-        max_future_seconds=config.webhook_max_future_seconds,
-    )
+    check = verify_delivery(config, request, raw)
     if check is not SignatureCheck.OK:
         reason = "timestamp" if check in TIMESTAMP_CHECKS else "signature"
         deliveries.labels(f"rejected_{reason}").inc()
@@ -71,7 +72,11 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise BadRequest("invalid_event", f"{exc}.") from None
 
     try:
-        is_new = await request.app[EVENT_STORE].store(event)
+        is_new = await store.store(event)
+    except Overloaded as exc:
+        deliveries.labels("rejected_overload").inc()
+        # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
+        raise overloaded(str(exc)) from None
     except Exception as exc:
         if is_database_unavailable(exc):
             deliveries.labels("unavailable").inc()
@@ -79,3 +84,20 @@ async def receive_webhook(request: web.Request) -> web.Response:
     outcome = "stored" if is_new else "duplicate"
     deliveries.labels(outcome).inc()
     return json_response({"status": outcome, "event": event_type})
+
+
+def verify_delivery(config: Config, request: web.Request, raw: bytes) -> SignatureCheck:
+    """Check the delivery's x-zm-signature and timestamp against the configured secrets."""
+    return verify(
+        secrets=config.webhook_secrets,
+        timestamp=request.headers.get("x-zm-request-timestamp"),
+        signature=request.headers.get("x-zm-signature"),
+        body=raw,
+        now=time.time(),
+        tolerance_seconds=config.webhook_tolerance_seconds,
+        max_future_seconds=config.webhook_max_future_seconds,
+    )
+
+
+def overloaded(reason: str) -> Unavailable:
+    return Unavailable("overloaded", f"{reason} Try again shortly.", headers=RETRY_SOON)

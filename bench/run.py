@@ -1,0 +1,568 @@
+"""make bench: webhook ingest throughput against its two baselines, on a durable PostgreSQL.
+
+Starts its own PostgreSQL (fsync and synchronous_commit on) under var/bench/, then, with the
+same pre-signed distinct Zoom events and the same wrk load, measures:
+  (a) a bare aiohttp handler: verify the signature, parse the body, store nothing;
+  (b) the same handler storing each event in its own transaction (INSERT ... ON CONFLICT);
+  the service (python -m service, group commit), then an overload run at about twice the rate
+  it sustained, then the service again with 3 million events already stored.
+After each storing run it checks in SQL that every event answered "stored" is there exactly
+once, and that booking links and completions are right.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import orjson
+import psycopg
+
+from service.devdb import DURABLE_SETTINGS, VAR, Cluster
+from service.migrate import apply_migrations
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = VAR / "bench"
+LUA = ROOT / "bench" / "webhook.lua"
+SECRET = "bench-only-not-a-real-secret"
+DATABASE = "bench"
+EVENTS_PER_MEETING = 50
+CONCURRENT_MEETINGS = 500
+BOOKED_EVERY = 4  # one meeting in four has a paid booking; the rest stay orphans
+BENCH_MEETING_BASE = 90_000_000_000  # prefilled events use 7xxxxxxxxxx, so the two never mix
+TARGETS = {"vs_bare": 0.75, "vs_insert": 3.0, "p99_ms": 15.0, "prefilled_vs_bare": 0.6}
+
+
+def main() -> int:
+    args = parse_args()
+    ensure_wrk()
+    raise_open_files_limit()
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    cluster = Cluster(WORK / "pgdata", DURABLE_SETTINGS)
+    cluster.start()
+    try:
+        cluster.create_database(DATABASE)
+        url = cluster.url(DATABASE)
+        apply_migrations(url)
+        return run_all(args, url)
+    finally:
+        cluster.stop()
+        if not args.keep:
+            shutil.rmtree(WORK / "pgdata", ignore_errors=True)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per run")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (a), (b), service")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--overload-connections", type=int, default=4096)
+    parser.add_argument("--prefill", type=int, default=3_000_000)
+    parser.add_argument("--only", default="", help="comma list of runs: bare,insert,service,...")
+    parser.add_argument("--keep", action="store_true", help="keep var/bench/pgdata")
+    return parser.parse_args()
+
+
+def run_all(args: argparse.Namespace, url: str) -> int:
+    bodies = args.duration * 30_000
+    meetings = write_bodies(WORK, bodies, args.threads)
+    print(f"{bodies} distinct signed events over {meetings} meetings written to {WORK}")
+    only = set(filter(None, args.only.split(",")))
+    results: dict[str, dict] = {}
+
+    def wanted(name: str) -> bool:
+        return not only or name in only
+
+    load = {"duration": args.duration, "connections": args.connections, "threads": args.threads}
+    env = server_env(url)
+    # The three are measured in alternation, `rounds` times, and each keeps its median round:
+    # on a machine shared with other work, that compares them under the same conditions.
+    rounds: dict[str, list[dict]] = {}
+    for _ in range(args.rounds):
+        if wanted("bare"):
+            bare = measure("bare", baseline_cmd("bare"), env, url, load, store=False)
+            rounds.setdefault("bare", []).append(bare)
+        if wanted("insert"):
+            insert = measure("insert", baseline_cmd("insert"), env, url, load, meetings)
+            rounds.setdefault("insert", []).append(insert)
+        if wanted("service"):
+            service = measure("service", SERVICE_CMD, env, url, load, meetings)
+            rounds.setdefault("service", []).append(service)
+    for name, runs in rounds.items():
+        runs_by_rate = sorted(runs, key=lambda r: r["events_per_s"])
+        results[name] = dict(runs_by_rate[len(runs) // 2], rounds=[r["events_per_s"] for r in runs])
+        results[name]["check_all"] = all(r.get("check", {"ok": True})["ok"] for r in runs)
+    if wanted("overload"):
+        sustained = results.get("service", {}).get("events_per_s") or 10_000
+        rate = 2 * sustained
+        connections = args.overload_connections
+        overload = dict(load, connections=connections, delay_ms=round(connections * 1000 / rate))
+        results["overload"] = measure("overload", SERVICE_CMD, env, url, overload, meetings)
+        results["overload"]["offered_per_s"] = rate
+    if wanted("prefilled"):
+        prefill(url, args.prefill)
+        results["prefilled"] = measure("prefilled", SERVICE_CMD, env, url, load, meetings)
+    (WORK / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
+    return report(results, args)
+
+
+SERVICE_CMD = [sys.executable, "-m", "service"]
+
+
+def baseline_cmd(mode: str) -> list[str]:
+    return [sys.executable, str(ROOT / "bench" / "baseline.py"), mode]
+
+
+def server_env(url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DATABASE_URL=url,
+        ZOOM_WEBHOOK_SECRET=SECRET,
+        INTERNAL_API_TOKENS="bench-only-" + os.urandom(8).hex(),
+        HOST="127.0.0.1",
+        PORT=str(free_port()),
+        PYTHONPATH=str(ROOT),
+    )
+    env.pop("PYTHONASYNCIODEBUG", None)
+    return env
+
+
+def measure(name, cmd, env, url, load, meetings=0, store=True) -> dict:
+    """Start the server, drive it with wrk, stop it, and check the rows it stored."""
+    if store:
+        reset_database(url, meetings)
+    print(f"\n== {name}: {' '.join(Path(c).name for c in cmd)}  {load}", flush=True)
+    log = open(WORK / f"{name}.log", "wb")
+    server = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{env['PORT']}"
+        wait_healthy(base, server)
+        result = run_wrk(base, load, server.pid)
+    finally:
+        server.send_signal(signal.SIGINT)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+    seconds = result["duration_us"] / 1e6
+    result["events_per_s"] = round(result["ok"] / seconds)
+    result["requests_per_s"] = round(result["requests"] / seconds)
+    if store:
+        result["check"] = check_database(url, result, load)
+    print_result(name, result)
+    return result
+
+
+def cpu_snapshot() -> tuple[float, dict[int, tuple[str, int, int]], list[int]]:
+    """Per-process CPU ticks (comm, ppid, ticks) and the machine's (busy, total) ticks."""
+    procs = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        procs[int(entry)] = (comm, int(fields[1]), int(fields[11]) + int(fields[12]))
+    cpu = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = cpu[3] + cpu[4]
+    return time.monotonic(), procs, [sum(cpu) - idle, sum(cpu)]
+
+
+def cpu_usage(before, after, server_pid: int) -> dict[str, float]:
+    """Cores used during the run: the server, our PostgreSQL, wrk, and everything else."""
+    _, procs_a, (busy_a, total_a) = before
+    _, procs_b, (busy_b, total_b) = after
+    cores = os.cpu_count() or 1
+    scale = cores / max(total_b - total_a, 1)
+    postmaster = int((WORK / "pgdata" / "postmaster.pid").read_text().split()[0])
+    used = {"server": 0.0, "postgres": 0.0, "wrk": 0.0}
+    for pid, (comm, ppid, ticks) in procs_b.items():
+        delta = ticks - procs_a.get(pid, (comm, ppid, 0))[2]
+        if pid == server_pid:
+            used["server"] += delta * scale
+        elif pid == postmaster or ppid == postmaster:
+            used["postgres"] += delta * scale
+        elif comm == "wrk":
+            used["wrk"] += delta * scale
+    machine = (busy_b - busy_a) * scale
+    used["others"] = max(0.0, machine - sum(used.values()))
+    used["machine"] = machine
+    return {k: round(v, 2) for k, v in used.items()}
+
+
+def run_wrk(base: str, load: dict, server_pid: int) -> dict:
+    """Run wrk; measure the CPU each party uses over the middle 60 % of the run."""
+    env = dict(os.environ)
+    if load.get("delay_ms"):
+        env["BENCH_DELAY_MS"] = str(load["delay_ms"])
+    cmd = [
+        "wrk",
+        f"-t{load['threads']}",
+        f"-c{load['connections']}",
+        f"-d{load['duration']}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        base,
+        "--",
+        str(WORK),
+    ]
+    wrk = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True)
+    ready = 0
+    while ready < load["threads"]:
+        line = wrk.stdout.readline()
+        if not line:
+            break
+        ready += line.startswith("BENCH_READY")
+    time.sleep(load["duration"] * 0.2)
+    before = cpu_snapshot()
+    time.sleep(load["duration"] * 0.6)
+    cpu = cpu_usage(before, cpu_snapshot(), server_pid)
+    out = wrk.communicate()[0]
+    if wrk.returncode != 0:
+        raise SystemExit(f"wrk failed ({wrk.returncode}):\n{out}")
+    for line in out.splitlines():
+        if line.startswith("BENCH_RESULT "):
+            return dict(json.loads(line.removeprefix("BENCH_RESULT ")), cpu=cpu)
+    raise SystemExit(f"wrk printed no result:\n{out}")
+
+
+def check_database(url: str, result: dict, load: dict) -> dict:
+    """Exactly once, in SQL: no duplicates, no event answered "stored" missing, links right."""
+    with psycopg.connect(url) as conn:
+        rows, keys = conn.execute(
+            "SELECT count(*), count(DISTINCT dedupe_key) FROM zoom_webhook_events "
+            "WHERE zoom_meeting_id LIKE '9%'"
+        ).fetchone()
+        mislinked = conn.execute(
+            "SELECT count(*) FROM zoom_webhook_events AS e "
+            "LEFT JOIN bookings AS b ON b.zoom_meeting_id = e.zoom_meeting_id "
+            "WHERE e.zoom_meeting_id LIKE '9%' AND e.booking_id IS DISTINCT FROM b.id"
+        ).fetchone()[0]
+        wrong_status = conn.execute(
+            "SELECT count(*) FROM bookings AS b "
+            "WHERE (b.status = 'completed') <> EXISTS (SELECT 1 FROM zoom_webhook_events AS e "
+            "        WHERE e.booking_id = b.id AND e.event_type = 'meeting.ended')"
+        ).fetchone()[0]
+    stored = result["stored"]
+    # wrk stops with up to `connections` requests in flight: those may be committed unanswered,
+    # as may events answered 503 after their batch had started. Nothing else may be extra.
+    unanswered_bound = load["connections"] + result["unavailable"]
+    check = {
+        "rows": rows,
+        "answered_stored": stored,
+        "answered_duplicate": result["duplicate"],
+        "duplicated": rows - keys,
+        "lost": max(0, stored - rows),
+        "committed_unanswered": rows - stored,
+        "mislinked": mislinked,
+        "wrong_booking_status": wrong_status,
+    }
+    check["ok"] = (
+        check["duplicated"] == 0
+        and check["lost"] == 0
+        and 0 <= check["committed_unanswered"] <= unanswered_bound
+        and (result["wrapped"] > 0 or result["duplicate"] == 0)
+        and mislinked == 0
+        and wrong_status == 0
+    )
+    return check
+
+
+def reset_database(url: str, meetings: int) -> None:
+    """Remove the previous run's events and bookings, then book one meeting in four."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DELETE FROM zoom_webhook_events WHERE zoom_meeting_id LIKE '9%'")
+        conn.execute("DELETE FROM bookings")
+        conn.execute(
+            "INSERT INTO bookings (coach_id, athlete_id, status, zoom_meeting_id) "
+            "SELECT gen_random_uuid(), gen_random_uuid(), 'paid', (%s::bigint + m)::text "
+            "  FROM generate_series(0, %s - 1, %s) AS m",
+            (BENCH_MEETING_BASE, meetings, BOOKED_EVERY),
+        )
+        conn.execute("VACUUM ANALYZE zoom_webhook_events")
+        conn.execute("VACUUM ANALYZE bookings")
+        conn.execute("CHECKPOINT")
+
+
+def prefill(url: str, count: int) -> None:
+    """Store count events of past meetings (a busy year), as one INSERT ... generate_series."""
+    started = time.monotonic()
+    print(f"\n== prefilling {count} events ...", flush=True)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(PREFILL_SQL, {"count": count})
+        conn.execute("VACUUM ANALYZE zoom_webhook_events")
+        conn.execute("CHECKPOINT")
+        size = conn.execute(
+            "SELECT pg_size_pretty(pg_total_relation_size('zoom_webhook_events'))"
+        ).fetchone()[0]
+    print(f"   prefilled in {time.monotonic() - started:.0f} s, table and indexes: {size}")
+
+
+PREFILL_SQL = """
+INSERT INTO zoom_webhook_events
+       (event_type, zoom_meeting_id, meeting_uuid, occurred_at, participant_name,
+        participant_email, participant_user_id, dedupe_key, raw_data)
+SELECT (ARRAY['meeting.participant_joined', 'meeting.participant_left',
+              'meeting.started', 'meeting.ended'])[1 + g %% 4],
+       (70000000000 + g / 50)::text,
+       'prefill-' || (g / 50) || '==',
+       now() - make_interval(secs => (%(count)s - g) * 10),
+       'Person ' || g %% 50,
+       'person' || g %% 50 || '@example.com',
+       'user-' || g %% 50,
+       sha256(('prefill:' || g)::bytea),
+       jsonb_build_object(
+           'event', 'meeting.participant_joined',
+           'event_ts', 1700000000000 + g,
+           'payload', jsonb_build_object(
+               'account_id', 'AAAAAABBBB',
+               'object', jsonb_build_object(
+                   'id', 70000000000 + g / 50,
+                   'uuid', 'prefill-' || (g / 50) || '==',
+                   'host_id', 'x1yCzABCDEfg23HiJKl4mN',
+                   'topic', 'TeachTape session',
+                   'participant', jsonb_build_object(
+                       'user_id', (16778240 + g)::text,
+                       'user_name', 'Person ' || g %% 50,
+                       'id', 'user-' || g %% 50,
+                       'email', 'person' || g %% 50 || '@example.com',
+                       'join_time', '2025-07-13T21:44:51Z'))))
+  FROM generate_series(1, %(count)s) AS g
+"""
+
+
+def write_bodies(directory: Path, count: int, threads: int) -> int:
+    """Write count distinct signed events, split into one file per wrk thread."""
+    timestamp = str(int(time.time()))
+    prefix = f"v0:{timestamp}:".encode()
+    key = SECRET.encode()
+    files = [open(directory / f"bodies-{n}.txt", "wb") for n in range(threads)]
+    try:
+        for n in range(count):
+            body = orjson.dumps(zoom_event(n))
+            signature = "v0=" + hmac.new(key, prefix + body, hashlib.sha256).hexdigest()
+            files[n % threads].write(f"{timestamp}\t{signature}\t".encode() + body + b"\n")
+    finally:
+        for f in files:
+            f.close()
+    block = CONCURRENT_MEETINGS * EVENTS_PER_MEETING
+    return -(-count // block) * CONCURRENT_MEETINGS
+
+
+def zoom_event(n: int) -> dict:
+    """Event n: each meeting starts, has 48 joins and leaves (24 people), then ends.
+
+    Meetings run CONCURRENT_MEETINGS at a time, their events interleaved, as on the hour.
+    """
+    block, rest = divmod(n, CONCURRENT_MEETINGS * EVENTS_PER_MEETING)
+    step, slot = divmod(rest, CONCURRENT_MEETINGS)
+    meeting = block * CONCURRENT_MEETINGS + slot
+    meeting_id = BENCH_MEETING_BASE + meeting
+    event_ts = 1764169200000 + n
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event_ts // 1000))
+    obj = {
+        "id": meeting_id,
+        "uuid": f"bench{meeting:08d}AiAiAiiAii==",
+        "host_id": "x1yCzABCDEfg23HiJKl4mN",
+        "topic": "TeachTape session",
+        "type": 2,
+        "start_time": "2025-11-26T15:00:00Z",
+        "timezone": "UTC",
+        "duration": 60,
+    }
+    if step == 0:
+        event = "meeting.started"
+    elif step == EVENTS_PER_MEETING - 1:
+        event, obj["end_time"] = "meeting.ended", when
+    else:
+        person = (step - 1) // 2
+        event = "meeting.participant_joined" if step % 2 else "meeting.participant_left"
+        obj["participant"] = {
+            "user_id": str(16778240 + n),
+            "user_name": f"Athlete {person}",
+            "id": f"iFxeBPYun6SAiWUzB{person:04d}",
+            "participant_uuid": f"uuid-{meeting}-{person}",
+            ("join_time" if step % 2 else "leave_time"): when,
+            "email": f"athlete{person}@example.com",
+            "participant_user_id": f"iFxeBPYun6SAiWUzB{person:04d}",
+        }
+    return {
+        "event": event,
+        "event_ts": event_ts,
+        "payload": {"account_id": "AAAAAABBBB", "object": obj},
+    }
+
+
+def report(results: dict, args: argparse.Namespace) -> int:
+    print("\n" + "=" * 78)
+    print(f"machine: {machine()}")
+    print(
+        f"load: wrk, {args.threads} thread(s), {args.connections} connections, "
+        f"{args.duration} s per run, 127.0.0.1"
+    )
+    print(
+        f"{'run':<34}{'events/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'errors':>8}{'503':>8}"
+        "   CPU cores: server/pg/wrk/others"
+    )
+    labels = {
+        "bare": "(a) verify+parse, no storage",
+        "insert": "(b) per-request INSERT",
+        "service": "service (group commit)",
+        "prefilled": "service, 3M events prefilled",
+        "overload": "overload",
+    }
+    for name, label in labels.items():
+        if name in results:
+            r = results[name]
+            if name == "overload":
+                label = f"overload ({r['offered_per_s']}/s offered, {r['requests']} req)"
+            errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+            errors += r["other"]
+            print(
+                f"{label:<34}{r['events_per_s']:>9}{r['p50_us'] / 1000:>8.1f}"
+                f"{r['p99_us'] / 1000:>8.1f}{r['max_us'] / 1000:>8.1f}{errors:>8}"
+                f"{r['unavailable']:>8}   {cpu_columns(r['cpu'])}"
+            )
+            if len(r.get("rounds", [])) > 1:
+                print(f"{'':<4}rounds (events/s): {r['rounds']}, median shown")
+    verdicts = []
+    service, bare, insert = (results.get(k) for k in ("service", "bare", "insert"))
+    if service and bare:
+        verdicts.append(ratio("service / (a)", service, bare, TARGETS["vs_bare"]))
+    if service and insert:
+        verdicts.append(ratio("service / (b)", service, insert, TARGETS["vs_insert"]))
+    if results.get("prefilled") and bare:
+        verdicts.append(
+            ratio("service 3M / (a)", results["prefilled"], bare, TARGETS["prefilled_vs_bare"])
+        )
+    if service:
+        p99 = service["p99_us"] / 1000
+        good = p99 <= TARGETS["p99_ms"]
+        verdicts.append(good)
+        print(
+            f"service p99 at {args.connections} connections: {p99:.1f} ms "
+            f"(target <= {TARGETS['p99_ms']:.0f})  {'ok' if good else 'MISSED'}"
+        )
+    if results.get("overload"):
+        r = results["overload"]
+        good = r["max_us"] < 3_000_000 and r["timeouts"] == 0
+        verdicts.append(good)
+        print(
+            f"overload: {r['unavailable']} answered 503 ({r['retry_after']} with Retry-After), "
+            f"{r['ok']} answered 200, slowest answer {r['max_us'] / 1000:.0f} ms "
+            f"(must be < 3000)  {'ok' if good else 'MISSED'}"
+        )
+    for name, r in results.items():
+        if "check" in r:
+            c = r["check"]
+            verdicts.append(c["ok"] and r.get("check_all", True))
+            print(
+                f"exactly-once [{name}]: {c['rows']} rows, {c['answered_stored']} answered "
+                f"stored, lost {c['lost']}, duplicated {c['duplicated']}, committed but "
+                f"unanswered {c['committed_unanswered']}, mislinked {c['mislinked']}, "
+                f"wrong booking status {c['wrong_booking_status']}  "
+                f"{'ok' if c['ok'] else 'FAILED'}"
+            )
+    print(f"results: {WORK / 'results.json'}")
+    return 0 if all(verdicts) else 1
+
+
+def cpu_columns(cpu: dict[str, float]) -> str:
+    return "/".join(f"{cpu[k]:.2f}" for k in ("server", "postgres", "wrk", "others"))
+
+
+def ratio(label: str, top: dict, bottom: dict, target: float) -> bool:
+    value = top["events_per_s"] / max(bottom["events_per_s"], 1)
+    good = value >= target
+    print(f"{label}: {value:.2f} (target >= {target})  {'ok' if good else 'MISSED'}")
+    return good
+
+
+def print_result(name: str, r: dict) -> None:
+    print(
+        f"   {r['events_per_s']} events/s (200), {r['requests_per_s']} req/s, "
+        f"p50 {r['p50_us'] / 1000:.1f} ms, p99 {r['p99_us'] / 1000:.1f} ms, "
+        f"max {r['max_us'] / 1000:.0f} ms, 503: {r['unavailable']}, other: {r['other']}, "
+        f"socket errors/timeouts: {r['connect_errors'] + r['read_errors'] + r['write_errors']}"
+        f"/{r['timeouts']}" + (f", check: {r['check']}" if "check" in r else ""),
+        flush=True,
+    )
+    print(f"   CPU used, in cores of {os.cpu_count()}: {r['cpu']}", flush=True)
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {model}, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}"
+    )
+
+
+def wait_healthy(base: str, server: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}; see {WORK}/*.log")
+        try:
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as resp:  # noqa: S310
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit("the server did not become healthy within 30 s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def ensure_wrk() -> None:
+    if shutil.which("wrk"):
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("error: wrk is missing; install it with `sudo apt-get install -y wrk`")
+    print("installing wrk (apt-get install -y wrk) ...", flush=True)
+    if subprocess.run(["apt-get", "install", "-y", "wrk"], check=False).returncode != 0:
+        subprocess.run(["apt-get", "update"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "wrk"], check=True)
+
+
+def raise_open_files_limit() -> None:
+    """The overload run opens a thousand connections; servers and wrk inherit the limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = 65536 if hard == resource.RLIM_INFINITY else hard
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, wanted), hard))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

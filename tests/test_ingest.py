@@ -1,0 +1,236 @@
+"""Group commit: concurrent deliveries share transactions, and 200 still means committed."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from service.app import create_app
+from service.keys import EVENT_STORE
+from tests.conftest import test_config
+from tests.factories import make_booking
+from tests.zoom_payloads import meeting_event, participant, post_signed, sign
+
+STARTED = "meeting.started"
+ENDED = "meeting.ended"
+JOINED = "meeting.participant_joined"
+LOCKED_MEETING = "424242"
+
+
+def unreachable_database_url() -> str:
+    """A DSN at a 127.0.0.1 port where nothing listens: connecting fails at once."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"postgresql://postgres@127.0.0.1:{port}/nothing"
+
+
+async def hold_meeting_lock(db, meeting_id: str) -> None:
+    """Block the writers on meeting_id's advisory lock, as a booking being inserted would."""
+    await db.execute("SELECT pg_advisory_lock(zoom_meeting_lock_key($1))", meeting_id)
+
+
+async def wait_for_writer_blocked(db, count: int = 1) -> list[int]:
+    """Return the pids of writer connections waiting on an advisory lock, once there are count."""
+    for _ in range(500):
+        pids = await db.fetch(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND pid <> pg_backend_pid()"
+        )
+        if len(pids) >= count:
+            return [r["pid"] for r in pids]
+        await asyncio.sleep(0.01)
+    raise AssertionError("no writer ever waited on the advisory lock")
+
+
+async def wait_for_queue_depth(app, depth: int) -> None:
+    for _ in range(500):
+        if app[EVENT_STORE].depth >= depth:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the queue never reached {depth}")
+
+
+async def stuck_writer(aiohttp_client, database_url, db, **overrides):
+    """A service whose one writer is stuck on LOCKED_MEETING's lock with a first delivery."""
+    app = create_app(test_config(database_url, ingest_writers=1, **overrides))
+    client = await aiohttp_client(app)
+    await hold_meeting_lock(db, LOCKED_MEETING)
+    first = asyncio.ensure_future(
+        post_signed(client, meeting_event(STARTED, meeting_id=LOCKED_MEETING, uuid="first=="))
+    )
+    await wait_for_writer_blocked(db)
+    return app, client, first
+
+
+async def test_concurrent_deliveries_with_duplicates_are_each_stored_exactly_once(client, db):
+    paid = await make_booking(db, status="paid", zoom_meeting_id="9001")
+    cancelled = await make_booking(db, status="cancelled", zoom_meeting_id="9002")
+    distinct = []
+    for meeting in range(5):
+        meeting_id = f"900{meeting + 1}"  # 9001 and 9002 have bookings, the others are orphans
+        uuid = f"instance-{meeting}=="
+        distinct.append(meeting_event(STARTED, meeting_id=meeting_id, uuid=uuid))
+        distinct.append(meeting_event(ENDED, meeting_id=meeting_id, uuid=uuid, event_ts=2 * 10**12))
+        for n in range(28):
+            person = participant(f"Person {n}", stable_id=f"p{n}", email=f"p{n}@example.com")
+            distinct.append(
+                meeting_event(
+                    JOINED,
+                    meeting_id=meeting_id,
+                    uuid=uuid,
+                    event_ts=10**12 + n,
+                    participant=person,
+                )
+            )
+    deliveries = distinct + distinct[::3]  # 150 events, 50 of them delivered twice
+    assert len(deliveries) == 200
+
+    responses = await asyncio.gather(*(post_signed(client, body) for body in deliveries))
+    assert [r.status for r in responses] == [200] * 200
+    outcomes = [(await r.json())["status"] for r in responses]
+    assert outcomes.count("stored") == 150
+    assert outcomes.count("duplicate") == 50
+
+    rows = await db.fetch("SELECT zoom_meeting_id, booking_id, event_type FROM zoom_webhook_events")
+    assert len(rows) == 150
+    links = {r["zoom_meeting_id"]: r["booking_id"] for r in rows}
+    assert links == {
+        "9001": paid["id"],
+        "9002": cancelled["id"],
+        "9003": None,
+        "9004": None,
+        "9005": None,
+    }
+    statuses = dict(await db.fetch("SELECT zoom_meeting_id, status FROM bookings"))
+    assert statuses == {"9001": "completed", "9002": "cancelled"}
+
+    metrics = await (await client.get("/metrics")).text()
+    batches = metric(metrics, "zoom_webhook_ingest_batch_size_count")
+    assert 1 <= batches < 150  # several events shared a transaction
+    # Copies of one event in one batch are sent to the database once.
+    assert 150 <= metric(metrics, "zoom_webhook_ingest_batch_size_sum") <= 200
+
+
+async def test_same_event_twice_in_one_batch_is_stored_once_and_answered_both_times(
+    aiohttp_client, database_url, clean_database, db
+):
+    app, client, first = await stuck_writer(aiohttp_client, database_url, db)
+    body = meeting_event(STARTED, meeting_id=LOCKED_MEETING)
+    twins = [asyncio.ensure_future(post_signed(client, body)) for _ in range(2)]
+    await wait_for_queue_depth(app, 2)  # both copies wait for the same next batch
+    await db.execute("SELECT pg_advisory_unlock_all()")
+
+    assert (await first).status == 200
+    answers = sorted([(await (await twin).json())["status"] for twin in twins])
+    assert answers == ["duplicate", "stored"]
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 2
+
+
+@pytest.fixture
+async def blocked_service(aiohttp_client, database_url, clean_database, db):
+    """A service with one writer, stuck on a meeting lock, and room for one queued event."""
+    app, client, in_flight = await stuck_writer(
+        aiohttp_client, database_url, db, ingest_queue_size=1
+    )
+    queued = asyncio.ensure_future(
+        post_signed(client, meeting_event(STARTED, meeting_id="77", uuid="queued=="))
+    )
+    await wait_for_queue_depth(app, 1)
+    return client, in_flight, queued
+
+
+async def test_full_queue_answers_503_with_retry_after_at_once(blocked_service, db):
+    client, in_flight, queued = blocked_service
+    resp = await post_signed(client, meeting_event(STARTED, meeting_id="78", uuid="refused=="))
+    assert resp.status == 503
+    assert resp.headers["Retry-After"] == "1"
+    assert (await resp.json())["error"] == "overloaded"
+
+    await db.execute("SELECT pg_advisory_unlock_all()")
+    assert [(await in_flight).status, (await queued).status] == [200, 200]
+    meetings = await db.fetch("SELECT zoom_meeting_id FROM zoom_webhook_events ORDER BY 1")
+    assert [r["zoom_meeting_id"] for r in meetings] == [LOCKED_MEETING, "77"]
+
+
+async def test_full_queue_refuses_before_checking_the_signature(blocked_service, db):
+    client, in_flight, queued = blocked_service
+    body = b'{"event": "meeting.started"}'
+    resp = await client.post("/api/zoom/webhook", data=body, headers=sign(body, secret="wrong"))
+    assert resp.status == 503  # not 401: Zoom retries it once the queue has room
+    assert resp.headers["Retry-After"] == "1"
+    await db.execute("SELECT pg_advisory_unlock_all()")
+    assert [(await in_flight).status, (await queued).status] == [200, 200]
+
+
+async def test_failed_batch_answers_503_to_every_waiter_and_stores_nothing(
+    aiohttp_client, database_url, clean_database, db
+):
+    await hold_meeting_lock(db, "4343")
+    app, client, first = await stuck_writer(aiohttp_client, database_url, db)
+    batch = [
+        asyncio.ensure_future(
+            post_signed(client, meeting_event(STARTED, meeting_id="4343", event_ts=ts))
+        )
+        for ts in range(10**12, 10**12 + 20)
+    ]
+    await wait_for_queue_depth(app, 20)
+    await db.execute("SELECT pg_advisory_unlock(zoom_meeting_lock_key($1))", LOCKED_MEETING)
+    assert (await first).status == 200
+    # The next batch (all 20) now waits on 4343's lock; its connection dies mid-transaction.
+    [writer_pid] = await wait_for_writer_blocked(db)
+    await db.execute("SELECT pg_terminate_backend($1)", writer_pid)
+
+    responses = [await f for f in batch]
+    assert [r.status for r in responses] == [503] * 20
+    assert all(r.headers["Retry-After"] for r in responses)
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 1
+    await db.execute("SELECT pg_advisory_unlock_all()")
+
+    retry = await post_signed(client, meeting_event(STARTED, meeting_id="4343", event_ts=10**12))
+    assert (await retry.json())["status"] == "stored"  # Zoom's retry heals it
+
+
+async def test_unreachable_database_answers_503_to_every_concurrent_delivery(
+    aiohttp_client, clean_database
+):
+    client = await aiohttp_client(create_app(test_config(unreachable_database_url())))
+    bodies = [meeting_event(STARTED, event_ts=10**12 + n) for n in range(10)]
+    responses = await asyncio.gather(*(post_signed(client, body) for body in bodies))
+    assert [r.status for r in responses] == [503] * 10
+    assert all("Retry-After" in r.headers for r in responses)
+
+
+async def test_queued_events_are_stored_when_the_service_shuts_down(
+    aiohttp_client, database_url, clean_database, db
+):
+    app, _, first = await stuck_writer(aiohttp_client, database_url, db)
+    store = app[EVENT_STORE]
+    pending = [asyncio.ensure_future(store.store(parsed_event(n))) for n in range(5)]
+    await wait_for_queue_depth(app, 5)
+    closing = asyncio.ensure_future(store.close())
+    await asyncio.sleep(0.05)
+    await db.execute("SELECT pg_advisory_unlock_all()")
+    await closing
+    assert await asyncio.gather(*pending) == [True] * 5
+    assert (await first).status == 200
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 6
+
+
+def parsed_event(n: int):
+    import orjson
+
+    from service.zoom.events import parse_event
+
+    body = meeting_event(STARTED, meeting_id="31", event_ts=10**12 + n)
+    return parse_event(body, orjson.dumps(body))
+
+
+def metric(text: str, name: str) -> float:
+    """The value of an unlabelled sample in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
