@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line, and one access line per request.
 
 Never logged: headers, bodies, query strings, secrets, participant names or emails. A webhook's
-line carries only its event type and meeting id, read from the body the handler already read.
+line carries only its event type and meeting id, which the handler hands over (annotate()).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from aiohttp import web
 
 ACCESS_LOGGER = "service.access"
 REQUEST_ID_HEADER = "X-Request-Id"
-WEBHOOK_PATH = "/api/zoom/webhook"
 # A caller's request id is echoed and logged only when it is short and plain (no log injection).
 REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 # The fields a LogRecord always has; anything else came in through `extra=` and is logged.
@@ -71,24 +70,13 @@ def request_id_for(request: web.Request) -> str:
     return uuid.uuid4().hex
 
 
-async def webhook_fields(request: web.Request) -> dict[str, str]:
-    """The event type and meeting id of a webhook delivery; nothing about its participants."""
-    if not request.content.is_eof():
-        return {}  # the handler did not read the body (load shed): do not read it for a log line
-    try:
-        body = orjson.loads(await request.read())  # aiohttp keeps the body the handler read
-    except (web.HTTPException, orjson.JSONDecodeError, ValueError, OSError):
-        return {}
-    if not isinstance(body, dict):
-        return {}
-    fields: dict[str, str] = {}
-    if isinstance(body.get("event"), str):
-        fields["event"] = body["event"][:64]
-    payload = body.get("payload")
-    meeting = payload.get("object") if isinstance(payload, dict) else None
-    if isinstance(meeting, dict) and isinstance(meeting.get("id"), (str, int)):
-        fields["meeting_id"] = str(meeting["id"])[:64]
-    return fields
+# What a handler adds to its request's access line (the webhook: event type and meeting id).
+LOG_FIELDS = web.RequestKey("log_fields", dict)
+
+
+def annotate(request: web.Request, **fields: str) -> None:
+    """Add fields to this request's access line; never a participant's name or email."""
+    request.setdefault(LOG_FIELDS, {}).update(fields)
 
 
 @web.middleware
@@ -119,7 +107,6 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "request_id": request_id,
         }
-        if request.path == WEBHOOK_PATH and request.method == "POST" and status not in (413, 499):
-            fields.update(await webhook_fields(request))
+        fields.update(request.get(LOG_FIELDS, ()))
         access_log.info("request", extra=fields)
         request_id_var.reset(token)

@@ -10,6 +10,7 @@ from aiohttp import web
 from service.config import Config
 from service.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
 from service.keys import CONFIG, EVENT_STORE, METRICS
+from service.logs import annotate
 from service.payloads import json_response
 from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
 from service.zoom.ingest import Overloaded
@@ -50,6 +51,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
         raise BadRequest("invalid_body", "The body must be a JSON object.")
 
     event_type = body.get("event")
+    annotate_delivery(request, body)
     if event_type == URL_VALIDATION:
         payload = body.get("payload")
         plain_token = payload.get("plainToken") if isinstance(payload, dict) else None
@@ -97,6 +99,18 @@ def verify_delivery(config: Config, request: web.Request, raw: bytes) -> Signatu
         tolerance_seconds=config.webhook_tolerance_seconds,
         max_future_seconds=config.webhook_max_future_seconds,
     )
+
+
+def annotate_delivery(request: web.Request, body: dict) -> None:
+    """Put the event type and meeting id (nothing about participants) on the access line."""
+    fields = {}
+    if isinstance(body.get("event"), str):
+        fields["event"] = body["event"][:64]
+    payload = body.get("payload")
+    meeting = payload.get("object") if isinstance(payload, dict) else None
+    if isinstance(meeting, dict) and isinstance(meeting.get("id"), (str, int)):
+        fields["meeting_id"] = str(meeting["id"])[:64]
+    annotate(request, **fields)
 
 
 def overloaded(reason: str) -> Unavailable:
