@@ -89,7 +89,11 @@ LOG_FIELDS = web.RequestKey("log_fields", dict)
 
 def annotate(request: web.Request, **fields: str) -> None:
     """Add fields to this request's access line; never a participant's name or email."""
-    request.setdefault(LOG_FIELDS, {}).update(fields)
+    existing = request.get(LOG_FIELDS)
+    if existing is None:
+        request[LOG_FIELDS] = fields
+    else:
+        existing.update(fields)
 
 
 @web.middleware
