@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.errors import BadRequest, NotFound, Unprocessable
+from service.errors import NotFound, Unprocessable
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -41,12 +41,15 @@ def json_response(
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    """Read the body as a JSON object; 400 when it is not JSON, 422 when not an object."""
+    """Read the body as a JSON object, or 422: the contract's "bad body" for internal routes.
+
+    (The webhook reads its own body: for Zoom, unparseable JSON is 400.)
+    """
     raw = await request.read()
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise BadRequest("invalid_json", "The request body is not valid JSON.") from None
+        raise Unprocessable("invalid_json", "The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise Unprocessable("invalid_body", "The request body must be a JSON object.")
     return body

@@ -232,7 +232,7 @@ async def test_declined_or_cancelled_request_is_409(zoom_client, fake_zoom, db, 
 @pytest.mark.parametrize(
     ("body", "status", "says"),
     [
-        (b"{not json", 400, "JSON"),
+        (b"{not json", 422, "JSON"),
         (b"[]", 422, "object"),
         (b"{}", 422, "coach_id"),
         (b'{"coach_id": 42}', 422, "coach_id"),

@@ -80,7 +80,7 @@ async def test_a_body_that_is_not_an_object_is_422(client, auth_headers):
     assert set(await resp.json()) == {"error", "message"}
 
 
-async def test_unparseable_json_is_400(client, auth_headers):
+async def test_unparseable_json_is_a_bad_body_422(client, auth_headers):
     resp = await client.post("/api/zoom-logs", data=b"{not json", headers=auth_headers)
-    assert resp.status == 400
+    assert resp.status == 422
     assert orjson.loads(await resp.read())["error"] == "invalid_json"
