@@ -40,6 +40,7 @@ class Call:
     headers: dict[str, str]
     body: Any
     target: str
+    raw_path: str  # as sent, before percent-decoding
 
 
 @dataclass
@@ -109,7 +110,13 @@ class FakeZoom:
             except orjson.JSONDecodeError:
                 body = raw.decode(errors="replace")
         call = Call(
-            request.method, request.path, dict(request.query), dict(request.headers), body, target
+            request.method,
+            request.path,
+            dict(request.query),
+            dict(request.headers),
+            body,
+            target,
+            request.raw_path.partition("?")[0],
         )
         self.calls.append(call)
         return call

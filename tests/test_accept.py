@@ -65,6 +65,7 @@ async def test_accept_creates_the_meeting_and_a_paid_booking(zoom_client, fake_z
     assert "TeachTape" in meeting["topic"] and "2031-03-04 17:30" in meeting["topic"]
     create = fake_zoom.calls_to("create")[0]
     assert create.path == f"/v2/users/{HOST_USER}/meetings"
+    assert create.raw_path == create.path  # the host user's email is sent as it is, "@" and all
     assert body["coach_id"] == str(req["coach_id"])
     assert body["athlete_id"] == str(req["athlete_id"])
     assert body["status"] == "paid"

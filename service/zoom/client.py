@@ -184,7 +184,8 @@ class ZoomClient:
             "agenda": agenda[:2000],
             "settings": {"use_pmi": False},
         }
-        user = quote(self.credentials.host_user, safe="")
+        # "@" is legal in a path segment: an email host user stays readable in the URL.
+        user = quote(self.credentials.host_user, safe="@")
         data = await self._api("POST", f"/users/{user}/meetings", body=body, deadline=deadline)
         return meeting_from(data)
 
