@@ -11,6 +11,7 @@ import pytest
 from service.errors import BadGateway
 from service.zoom.client import ZoomClient, retry_after_seconds
 from tests.conftest import zoom_config
+from tests.fake_zoom import ACCOUNT_ID
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 START = datetime(2031, 1, 2, 9, 0, tzinfo=UTC)
@@ -46,6 +47,15 @@ async def test_token_is_kept_until_a_minute_before_it_expires(zoom, fake_zoom):
     assert len(fake_zoom.token_requests) == 2
     bearers = [c.headers["Authorization"] for c in fake_zoom.calls_to("create")]
     assert bearers[0] == bearers[1] != bearers[2]
+
+
+async def test_token_request_carries_its_parameters_in_the_query_and_the_body(zoom, fake_zoom):
+    await zoom.create_meeting(topic="t", start_time=START, duration_minutes=30)
+    (call,) = fake_zoom.token_requests
+    expected = {"grant_type": "account_credentials", "account_id": ACCOUNT_ID}
+    assert call.query == expected  # Zoom's own Python sample sends the query
+    assert call.body == expected  # its SDK sends a form body
+    assert call.headers["Content-Type"] == "application/x-www-form-urlencoded"
 
 
 async def test_concurrent_callers_fetch_one_token(zoom, fake_zoom):

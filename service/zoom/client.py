@@ -259,8 +259,16 @@ class ZoomClient:
             "Content-Type": "application/x-www-form-urlencoded",
         }
         form = f"grant_type=account_credentials&account_id={quote(creds.account_id, safe='')}"
+        # Zoom takes these "either as query parameters or in the request body"; its own Python
+        # sample uses the query, its SDK the body. Sending both suits a server reading either.
+        separator = "&" if "?" in self.oauth_url else "?"
         reply = await self._request(
-            "POST", self.oauth_url, headers, form.encode(), deadline, "oauth token"
+            "POST",
+            f"{self.oauth_url}{separator}{form}",
+            headers,
+            form.encode(),
+            deadline,
+            "oauth token",
         )
         data = reply.json()
         if not reply.ok:
