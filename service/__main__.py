@@ -32,7 +32,7 @@ def serve() -> int:
     from aiohttp import web
 
     from service.app import create_app
-    from service.logs import configure_logging
+    from service.logs import ACCESS_LINES, configure_logging
 
     configure_logging(os.environ.get("LOG_LEVEL", "").strip() or "INFO")
     if config.missing_zoom_api_variables:
@@ -56,6 +56,7 @@ def serve() -> int:
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
         backlog=LISTEN_BACKLOG,
     )
+    ACCESS_LINES.flush()
     logging.getLogger("service").info("stopped")
     return 0
 

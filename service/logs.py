@@ -60,6 +60,56 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
+class AccessLines:
+    """The access lines of a serving process, handed to the stream in batches.
+
+    At thousands of webhooks a second, `logging` per access line (a LogRecord, the formatter,
+    a write and a flush each) cost about a fifth of the service's CPU, measured with py-spy.
+    Here the same JSON line is one orjson call into a buffer, written at most FLUSH_SECONDS
+    later (or once MAX_BUFFER fills) and at shutdown. Without an attached stream (tests,
+    library use) each line goes through the `service.access` logger instead.
+    """
+
+    FLUSH_SECONDS = 0.1
+    MAX_BUFFER = 64 * 1024
+
+    def __init__(self) -> None:
+        self.stream = None  # a binary stream, set by configure_logging
+        self._buffer = bytearray()
+        self._pending: asyncio.TimerHandle | None = None
+
+    def write(self, fields: dict[str, Any]) -> None:
+        if not access_log.isEnabledFor(logging.INFO):
+            return
+        if self.stream is None:
+            access_log.info("request", extra=fields)
+            return
+        entry = {
+            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "info",
+            "logger": ACCESS_LOGGER,
+            "msg": "request",
+            **fields,
+        }
+        self._buffer += orjson.dumps(entry, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        if len(self._buffer) >= self.MAX_BUFFER:
+            self.flush()
+        elif self._pending is None:
+            self._pending = asyncio.get_running_loop().call_later(self.FLUSH_SECONDS, self.flush)
+
+    def flush(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        if self._buffer and self.stream is not None:
+            self.stream.write(bytes(self._buffer))
+            self.stream.flush()
+            self._buffer.clear()
+
+
+ACCESS_LINES = AccessLines()
+
+
 def configure_logging(level: str = "INFO", stream=None) -> None:
     """Send every log record to stderr (or stream) as JSON lines."""
     # Our lines carry none of these: skip collecting them per record (the logging HOWTO's
@@ -73,6 +123,9 @@ def configure_logging(level: str = "INFO", stream=None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # Access lines bypass the handler in batches, when the stream has a binary side to write to.
+    ACCESS_LINES.flush()
+    ACCESS_LINES.stream = getattr(stream or sys.stderr, "buffer", None)
 
 
 def request_id_for(request: web.Request) -> str:
@@ -125,5 +178,5 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
             "request_id": request_id,
         }
         fields.update(request.get(LOG_FIELDS, ()))
-        access_log.info("request", extra=fields)
+        ACCESS_LINES.write(fields)
         request_id_var.reset(token)

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 
 import orjson
 import pytest
 
-from service.logs import ACCESS_LOGGER, JsonFormatter, configure_logging, request_id_var
+from service.logs import (
+    ACCESS_LOGGER,
+    AccessLines,
+    JsonFormatter,
+    configure_logging,
+    request_id_var,
+)
 from tests.conftest import INTERNAL_TOKEN, WEBHOOK_SECRET
 from tests.processes import http, running_service
 from tests.zoom_payloads import meeting_event, participant, post_signed, sign
@@ -134,3 +141,29 @@ def test_the_running_service_writes_json_lines_without_secrets_or_pii(database_u
     assert access[-1]["event"] == "meeting.participant_left"
     for secret_or_pii in (WEBHOOK_SECRET, INTERNAL_TOKEN, "Jill", "jchill@example.com"):
         assert secret_or_pii not in output
+
+
+async def test_access_lines_reach_the_stream_in_one_batch_within_a_tenth_of_a_second():
+    lines = AccessLines()
+    lines.stream = io.BytesIO()
+    for n in range(3):
+        lines.write({"method": "GET", "path": "/healthz", "status": 200, "request_id": f"r{n}"})
+    assert lines.stream.getvalue() == b""  # not one write per request
+
+    await asyncio.sleep(AccessLines.FLUSH_SECONDS * 2)
+
+    written = [orjson.loads(text) for text in lines.stream.getvalue().splitlines()]
+    assert [line["request_id"] for line in written] == ["r0", "r1", "r2"]
+    assert {(line["logger"], line["level"], line["msg"]) for line in written} == {
+        (ACCESS_LOGGER, "info", "request")
+    }
+
+
+async def test_a_full_access_line_buffer_is_written_at_once():
+    lines = AccessLines()
+    lines.stream = io.BytesIO()
+    padding = "x" * 1000
+    for n in range(AccessLines.MAX_BUFFER // 1000 + 1):
+        lines.write({"path": "/healthz", "status": 200, "request_id": f"r{n}", "pad": padding})
+    assert len(lines.stream.getvalue()) >= AccessLines.MAX_BUFFER
+    lines.flush()
