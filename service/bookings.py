@@ -73,14 +73,22 @@ def parse_include(value: str | None) -> bool:
     raise BadRequest("invalid_include", f"include may only be 'raw', got {value!r}.")
 
 
+async def existing_booking(
+    conn: asyncpg.Connection | asyncpg.Pool, q: Queries, raw: str
+) -> asyncpg.Record:
+    """Return the booking named in the path, or 404 when the id is malformed or unknown."""
+    booking_id = parse_uuid_text(raw, "booking")
+    booking = await conn.fetchrow(q.select_booking, booking_id)
+    if booking is None:
+        raise NotFound("booking_not_found", f"No booking with id {booking_id}.")
+    return booking
+
+
 async def existing_booking_id(
     conn: asyncpg.Connection | asyncpg.Pool, q: Queries, raw: str
 ) -> uuid.UUID:
     """Return the booking id from the path, or 404 when it is malformed or unknown."""
-    booking_id = parse_uuid_text(raw, "booking")
-    if await conn.fetchrow(q.select_booking, booking_id) is None:
-        raise NotFound("booking_not_found", f"No booking with id {booking_id}.")
-    return booking_id
+    return (await existing_booking(conn, q, raw))["id"]
 
 
 async def read_audit_trail(
@@ -152,10 +160,8 @@ async def get_start_url(request: web.Request) -> web.Response:
     """Ask Zoom for the meeting: the start_url stored at acceptance expires after ~2 hours."""
     zoom = require_zoom(request.app)
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking_id = parse_uuid_text(request.match_info["id"], "booking")
-    booking = await pool.fetchrow(q.select_booking, booking_id)
-    if booking is None:
-        raise NotFound("booking_not_found", f"No booking with id {booking_id}.")
+    booking = await existing_booking(pool, q, request.match_info["id"])
+    booking_id = booking["id"]
     meeting_id = booking["zoom_meeting_id"]
     if not meeting_id:
         raise Conflict("booking_has_no_meeting", "This booking has no Zoom meeting.")
