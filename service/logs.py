@@ -85,7 +85,7 @@ class AccessLines:
             access_log.info("request", extra=fields)
             return
         entry = {
-            "ts": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "ts": utc_timestamp(),
             "level": "info",
             "logger": ACCESS_LOGGER,
             "msg": "request",
@@ -108,6 +108,23 @@ class AccessLines:
 
 
 ACCESS_LINES = AccessLines()
+
+_second_shown: tuple[int, str] = (0, "")
+
+
+def utc_timestamp() -> str:
+    """Now as ISO 8601 with milliseconds, as JsonFormatter writes it.
+
+    The date and time are formatted once a second: isoformat() for every access line cost
+    about 3 % of the service's CPU under load (py-spy).
+    """
+    global _second_shown
+    now = time.time()
+    second = int(now)
+    if second != _second_shown[0]:
+        shown = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        _second_shown = (second, shown)
+    return f"{_second_shown[1]}.{int((now - second) * 1000):03d}+00:00"
 
 
 def configure_logging(level: str = "INFO", stream=None) -> None:
@@ -142,11 +159,10 @@ LOG_FIELDS = web.RequestKey("log_fields", dict)
 
 def annotate(request: web.Request, **fields: str) -> None:
     """Add fields to this request's access line; never a participant's name or email."""
-    existing = request.get(LOG_FIELDS)
-    if existing is None:
+    try:
+        request[LOG_FIELDS].update(fields)
+    except KeyError:  # no access_log_middleware (a handler tested on its own)
         request[LOG_FIELDS] = fields
-    else:
-        existing.update(fields)
 
 
 @web.middleware
@@ -154,6 +170,9 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
     """Log one line per request and echo X-Request-Id; outermost, so it sees the final status."""
     request_id = request_id_for(request)
     token = request_id_var.set(request_id)
+    # Handlers add to this dict (annotate()); set up front, since a missing key is a slow
+    # KeyError inside request.get().
+    request[LOG_FIELDS] = annotations = {}
     started = time.perf_counter()
     status = 500
     try:
@@ -177,6 +196,6 @@ async def access_log_middleware(request: web.Request, handler) -> web.StreamResp
             "latency_ms": round((time.perf_counter() - started) * 1000, 2),
             "request_id": request_id,
         }
-        fields.update(request.get(LOG_FIELDS, ()))
+        fields.update(annotations)
         ACCESS_LINES.write(fields)
         request_id_var.reset(token)

@@ -13,12 +13,27 @@ from service.keys import METRICS
 # Zoom gives up after 3 s; the buckets resolve the milliseconds that matter below that.
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+# Every outcome of a webhook delivery; each is exported from the start, at 0 until it happens.
+DELIVERY_OUTCOMES = (
+    "stored",
+    "duplicate",
+    "ignored",
+    "url_validation",
+    "rejected_signature",
+    "rejected_timestamp",
+    "rejected_body",
+    "rejected_overload",
+    "unavailable",
+)
 
 
 @dataclass
 class Metrics:
     registry: CollectorRegistry
     webhook_deliveries: Counter
+    # The counter of each outcome, looked up once: labels() per delivery costs a lock and a
+    # dict of label values each time.
+    delivered: dict[str, Counter]
     ingest_seconds: Histogram
     ingest_batch_size: Histogram
     ingest_queue_depth: Gauge
@@ -27,14 +42,16 @@ class Metrics:
     @classmethod
     def create(cls) -> Metrics:
         registry = CollectorRegistry()
+        deliveries = Counter(
+            "zoom_webhook_deliveries",
+            "Zoom webhook deliveries received, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
         return cls(
             registry=registry,
-            webhook_deliveries=Counter(
-                "zoom_webhook_deliveries",
-                "Zoom webhook deliveries received, by outcome.",
-                ["outcome"],
-                registry=registry,
-            ),
+            webhook_deliveries=deliveries,
+            delivered={outcome: deliveries.labels(outcome) for outcome in DELIVERY_OUTCOMES},
             ingest_seconds=Histogram(
                 "zoom_webhook_ingest_seconds",
                 "Time from queueing a webhook event to its commit (or failure).",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -157,6 +159,21 @@ async def test_access_lines_reach_the_stream_in_one_batch_within_a_tenth_of_a_se
     assert {(line["logger"], line["level"], line["msg"]) for line in written} == {
         (ACCESS_LOGGER, "info", "request")
     }
+
+
+async def test_access_line_times_are_utc_with_milliseconds_like_other_lines():
+    lines = AccessLines()
+    lines.stream = io.BytesIO()
+    before = datetime.now(UTC)
+    lines.write({"path": "/healthz", "status": 200})
+    lines.flush()
+    after = datetime.now(UTC)
+
+    shown = orjson.loads(lines.stream.getvalue())["ts"]
+    other = orjson.loads(JsonFormatter().format(logging.makeLogRecord({"msg": "x"})))["ts"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", shown)
+    assert len(shown) == len(other) and shown[-6:] == other[-6:]
+    assert before - timedelta(milliseconds=1) <= datetime.fromisoformat(shown) <= after
 
 
 async def test_a_full_access_line_buffer_is_written_at_once():

@@ -86,6 +86,26 @@ async def test_each_delivery_outcome_is_counted(client, db, deliver, outcome, st
     assert await deliveries(client, outcome) == before + 1
 
 
+async def test_every_outcome_is_exported_at_zero_before_it_happens(client):
+    found = await samples(client)
+    outcomes = {
+        dict(labels)["outcome"]: value
+        for (name, labels), value in found.items()
+        if name == "zoom_webhook_deliveries_total"
+    }
+    assert outcomes == {
+        "stored": 0,
+        "duplicate": 0,
+        "ignored": 0,
+        "url_validation": 0,
+        "rejected_signature": 0,
+        "rejected_timestamp": 0,
+        "rejected_body": 0,
+        "rejected_overload": 0,
+        "unavailable": 0,
+    }
+
+
 async def test_database_outage_counts_unavailable_and_a_database_error(
     aiohttp_client, clean_database
 ):

@@ -27,28 +27,28 @@ RETRY_SOON = {"Retry-After": "1"}
 
 @routes.post("/api/zoom/webhook")
 async def receive_webhook(request: web.Request) -> web.Response:
-    config, deliveries = request.app[CONFIG], request.app[METRICS].webhook_deliveries
+    config, delivered = request.app[CONFIG], request.app[METRICS].delivered
     store = request.app[EVENT_STORE]
     if store.full:
         # Shed load before the HMAC and the parse: when the queue is full those would only
         # slow down the events already waiting. Zoom retries a 503 whatever its signature.
-        deliveries.labels("rejected_overload").inc()
+        delivered["rejected_overload"].inc()
         raise overloaded(store.refusal)
     # aiohttp refuses bodies over client_max_size (1 MiB) here, answering 413.
     raw = await request.read()
     check = verify_delivery(config, request, raw)
     if check is not SignatureCheck.OK:
         reason = "timestamp" if check in TIMESTAMP_CHECKS else "signature"
-        deliveries.labels(f"rejected_{reason}").inc()
+        delivered[f"rejected_{reason}"].inc()
         raise Unauthorized(f"invalid_{reason}", check.reason)
 
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        deliveries.labels("rejected_body").inc()
+        delivered["rejected_body"].inc()
         raise BadRequest("invalid_json", "The body is not valid JSON.") from None
     if not isinstance(body, dict):
-        deliveries.labels("rejected_body").inc()
+        delivered["rejected_body"].inc()
         raise BadRequest("invalid_body", "The body must be a JSON object.")
 
     event_type = body.get("event")
@@ -57,35 +57,35 @@ async def receive_webhook(request: web.Request) -> web.Response:
         payload = body.get("payload")
         plain_token = payload.get("plainToken") if isinstance(payload, dict) else None
         if not isinstance(plain_token, str) or not plain_token:
-            deliveries.labels("rejected_body").inc()
+            delivered["rejected_body"].inc()
             raise BadRequest("invalid_body", "payload.plainToken must be a non-empty string.")
-        deliveries.labels("url_validation").inc()
+        delivered["url_validation"].inc()
         return json_response(url_validation(config.webhook_secrets[0], plain_token))
 
     # A non-string event (a list or object would not even hash) is just another event we ignore.
     if not isinstance(event_type, str) or event_type not in STORED_EVENTS:
-        deliveries.labels("ignored").inc()
+        delivered["ignored"].inc()
         shown = event_type if isinstance(event_type, str) else None
         return json_response({"status": "ignored", "event": shown})
 
     try:
         event = parse_event(body, raw)
     except InvalidEvent as exc:
-        deliveries.labels("rejected_body").inc()
+        delivered["rejected_body"].inc()
         raise BadRequest("invalid_event", f"{exc}.") from None
 
     try:
         is_new = await store.store(event)
     except Overloaded as exc:
-        deliveries.labels("rejected_overload").inc()
+        delivered["rejected_overload"].inc()
         # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
         raise overloaded(str(exc)) from None
     except Exception as exc:
         if is_database_unavailable(exc):
-            deliveries.labels("unavailable").inc()
+            delivered["unavailable"].inc()
         raise  # the error middleware answers 503, and Zoom retries
     outcome = "stored" if is_new else "duplicate"
-    deliveries.labels(outcome).inc()
+    delivered[outcome].inc()
     return json_response({"status": outcome, "event": event_type})
 
 
