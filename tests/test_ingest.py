@@ -193,6 +193,50 @@ async def test_failed_batch_answers_503_to_every_waiter_and_stores_nothing(
     assert (await retry.json())["status"] == "stored"  # Zoom's retry heals it
 
 
+@pytest.fixture
+async def refused_name(db):
+    """A name the database refuses with a data error (SQLSTATE 22023) whenever it is stored."""
+    await db.execute(
+        """
+        CREATE FUNCTION refuse_name() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF NEW.participant_name = 'Refused' THEN
+                RAISE EXCEPTION 'refused' USING ERRCODE = 'invalid_parameter_value';
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER refuse_name BEFORE INSERT ON zoom_webhook_events
+            FOR EACH ROW EXECUTE FUNCTION refuse_name();
+        """
+    )
+    yield "Refused"
+    await db.execute("DROP TRIGGER refuse_name ON zoom_webhook_events; DROP FUNCTION refuse_name()")
+
+
+async def test_event_the_database_refuses_is_400_and_its_batch_neighbours_are_stored(
+    aiohttp_client, database_url, clean_database, db, refused_name
+):
+    app, client, first = await stuck_writer(aiohttp_client, database_url, db)
+    names = ["Ann", refused_name, "Bob"]
+    batch = [
+        asyncio.ensure_future(
+            post_signed(client, meeting_event(JOINED, meeting_id="55", participant=participant(n)))
+        )
+        for n in names
+    ]
+    await wait_for_queue_depth(app, 3)  # all three wait for the same next batch
+    await db.execute("SELECT pg_advisory_unlock_all()")
+
+    assert (await first).status == 200
+    responses = [await f for f in batch]
+    assert [r.status for r in responses] == [200, 400, 200]
+    assert (await responses[1].json())["error"] == "invalid_event"
+    stored = await db.fetch(
+        "SELECT participant_name FROM zoom_webhook_events WHERE zoom_meeting_id = '55'"
+    )
+    assert sorted(r["participant_name"] for r in stored) == ["Ann", "Bob"]
+
+
 async def test_unreachable_database_answers_503_to_every_concurrent_delivery(
     aiohttp_client, clean_database
 ):

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import hmac
 import io
+import random
 import time
 from datetime import UTC, datetime
 
@@ -522,6 +523,15 @@ async def test_json_that_is_not_an_object_is_400(client, body):
 async def test_meeting_event_missing_what_it_needs_is_400(client, db, payload):
     resp = await post_signed(client, payload)
     await assert_error(resp, 400, "invalid_event")
+    assert await stored_events(db) == []
+
+
+async def test_meeting_id_longer_than_any_of_zooms_is_400_not_an_index_failure(client, db):
+    # 3 000 random digits: too long for the meeting id's b-tree index, even compressed.
+    meeting_id = "".join(random.Random(7).choice("0123456789") for _ in range(3000))
+    resp = await post_signed(client, meeting_event(STARTED, meeting_id=meeting_id))
+    await assert_error(resp, 400, "invalid_event")
+    assert "longer than 255 characters" in (await resp.json())["message"]
     assert await stored_events(db) == []
 
 

@@ -26,6 +26,10 @@ OCCURRED_AT_FIELD = {
     PARTICIPANT_LEFT: ("participant", "leave_time"),
 }
 
+# Zoom's meeting ids are 9 to 11 digits. A much longer one is not Zoom's, and PostgreSQL could
+# not even index it (a b-tree entry holds about 2.7 kB).
+MAX_MEETING_ID_CHARS = 255
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # event_ts bounds: 2000-01-01 .. 2200-01-01 in epoch milliseconds.
 EVENT_TS_RANGE = (946_684_800_000, 7_258_118_400_000)
@@ -123,8 +127,12 @@ def meeting_id_text(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, str) and value.strip():
-        return clean_text(value.strip())
-    raise InvalidEvent("payload.object.id is required (a number or a non-empty string)")
+        text = value.strip()
+    else:
+        raise InvalidEvent("payload.object.id is required (a number or a non-empty string)")
+    if len(text) > MAX_MEETING_ID_CHARS:
+        raise InvalidEvent(f"payload.object.id is longer than {MAX_MEETING_ID_CHARS} characters")
+    return clean_text(text)
 
 
 def parse_time(value: Any) -> datetime | None:

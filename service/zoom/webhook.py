@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -17,12 +18,16 @@ from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, par
 from service.zoom.ingest import Overloaded
 from service.zoom.signature import SignatureCheck, url_validation, verify
 
+log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
 
 TIMESTAMP_CHECKS = frozenset(
     {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
 )
 RETRY_SOON = {"Retry-After": "1"}
+# What PostgreSQL says about an event it cannot store, whenever it is tried: a value out of
+# range or too large to index. parse_event refuses what it can foresee; this is the rest.
+REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
 
 
 @routes.post("/api/zoom/webhook")
@@ -80,6 +85,14 @@ async def receive_webhook(request: web.Request) -> web.Response:
         delivered["rejected_overload"].inc()
         # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
         raise overloaded(str(exc)) from None
+    except REFUSED_BY_DATABASE as exc:
+        # Only this event: a batch that fails so is retried event by event (ingest.py).
+        delivered["rejected_body"].inc()
+        # The database's message may quote a value (a participant's name): log only its code.
+        log.warning("the database refused a webhook event: SQLSTATE %s", exc.sqlstate)
+        raise BadRequest(
+            "invalid_event", "The event cannot be stored: a value is out of range or too large."
+        ) from None
     except Exception as exc:
         if is_database_unavailable(exc):
             delivered["unavailable"].inc()
