@@ -15,6 +15,7 @@ import logging
 from collections.abc import Sequence
 
 import asyncpg
+import orjson
 
 from service.db import Queries
 from service.errors import is_database_unavailable
@@ -32,19 +33,32 @@ async def store_events(
     conn: asyncpg.Connection, q: Queries, events: Sequence[WebhookEvent]
 ) -> set[bytes]:
     """Store events atomically in one statement; return the dedupe keys that were new."""
-    rows = await conn.fetch(
-        q.store_webhook_events,
-        [e.event_type for e in events],
-        [e.zoom_meeting_id for e in events],
-        [e.meeting_uuid for e in events],
-        [e.occurred_at for e in events],
-        [e.participant_name for e in events],
-        [e.participant_email for e in events],
-        [e.participant_user_id for e in events],
-        [e.dedupe_key for e in events],
-        [e.raw_data for e in events],
-    )
+    rows = await conn.fetch(q.store_webhook_events, batch_json(events))
     return {bytes(r[0]) for r in rows}
+
+
+def batch_json(events: Sequence[WebhookEvent]) -> str:
+    """The batch as store_zoom_webhook_events (migration 080) reads it: one array per event.
+
+    Each raw body goes in as it came (a Fragment is not re-serialised): it was parsed once to
+    verify it, and PostgreSQL parses it once more as part of this document.
+    """
+    return orjson.dumps(
+        [
+            (
+                e.event_type,
+                e.zoom_meeting_id,
+                e.meeting_uuid,
+                e.occurred_at,
+                e.participant_name,
+                e.participant_email,
+                e.participant_user_id,
+                e.dedupe_key.hex(),
+                orjson.Fragment(e.raw_data),
+            )
+            for e in events
+        ]
+    ).decode()
 
 
 class EventStore:
