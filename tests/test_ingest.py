@@ -193,6 +193,31 @@ async def test_failed_batch_answers_503_to_every_waiter_and_stores_nothing(
     assert (await retry.json())["status"] == "stored"  # Zoom's retry heals it
 
 
+async def test_events_waiting_longer_than_max_wait_get_503_queued_or_in_flight(
+    aiohttp_client, database_url, clean_database, db
+):
+    app, client, in_flight = await stuck_writer(aiohttp_client, database_url, db)
+    app[EVENT_STORE].max_wait = 0.3  # Zoom's 3 s, scaled down
+    queued_body = meeting_event(STARTED, meeting_id="88", uuid="queued==")
+    queued = asyncio.ensure_future(post_signed(client, queued_body))
+    await wait_for_queue_depth(app, 1)
+    loop = asyncio.get_running_loop()
+    waited_from = loop.time()
+
+    responses = [await in_flight, await queued]
+    assert [r.status for r in responses] == [503, 503]
+    assert all(r.headers["Retry-After"] == "1" for r in responses)
+    assert loop.time() - waited_from < 0.3 + 0.25  # answered soon after max_wait, not later
+
+    # The writer was still holding the first event; it commits once the lock is free. Zoom
+    # retries both 503s: the first is then a duplicate, the queued one is stored only now.
+    await db.execute("SELECT pg_advisory_unlock_all()")
+    first_retry = meeting_event(STARTED, meeting_id=LOCKED_MEETING, uuid="first==")
+    assert (await (await post_signed(client, first_retry)).json())["status"] == "duplicate"
+    assert (await (await post_signed(client, queued_body)).json())["status"] == "stored"
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 2
+
+
 @pytest.fixture
 async def refused_name(db):
     """A name the database refuses with a data error (SQLSTATE 22023) whenever it is stored."""

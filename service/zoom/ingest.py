@@ -25,6 +25,14 @@ from service.zoom.events import WebhookEvent
 log = logging.getLogger(__name__)
 
 
+# How often waiting events are checked against max_wait: one timer for all, rather than one
+# per event (a timer armed and cancelled per event was a measurable share of the hot path).
+EXPIRY_CHECK_SECONDS = 0.05
+
+# A waiting event: what to store, who waits for it, and when it was queued (loop time).
+Waiter = tuple[WebhookEvent, "asyncio.Future[bool]", float]
+
+
 class Overloaded(Exception):
     """The ingest queue is full (or the event waited too long): answer 503 so that Zoom retries."""
 
@@ -91,9 +99,9 @@ class EventStore:
         self.writers = writers
         # Zoom waits 3 s for an answer; an event not stored after max_wait gets 503 instead.
         self.max_wait = max_wait
-        self._queue: collections.deque[tuple[WebhookEvent, asyncio.Future[bool]]] = (
-            collections.deque()
-        )
+        self._queue: collections.deque[Waiter] = collections.deque()
+        # The batch each writer is storing, by writer index, for the expiry check.
+        self._in_flight: dict[int, list[Waiter]] = {}
         # Writer 0 takes every batch; the others join only while a backlog waits. Measured on
         # 2 cores: concurrent transactions compete for the same CPUs and the WAL flush, so
         # one writer with bigger batches is faster, and helpers are for bursts and stalls.
@@ -101,6 +109,7 @@ class EventStore:
         self._work = asyncio.Event()
         self._backlog = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._expiry: asyncio.Task[None] | None = None
         self._closing = False
         self._latency = metrics.ingest_seconds
         self._batch_size = metrics.ingest_batch_size
@@ -125,6 +134,7 @@ class EventStore:
             asyncio.create_task(self._write_loop(n), name=f"ingest-writer-{n}")
             for n in range(self.writers)
         ]
+        self._expiry = asyncio.create_task(self._expire_loop(), name="ingest-expiry")
 
     async def close(self) -> None:
         """Refuse new events, store what is queued or in flight, then stop the writers."""
@@ -133,24 +143,39 @@ class EventStore:
         self._backlog.set()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+        if self._expiry is not None:
+            self._expiry.cancel()
+            await asyncio.gather(self._expiry, return_exceptions=True)
+            self._expiry = None
 
     async def store(self, event: WebhookEvent) -> bool:
         """Store the event; True when new, False when it was a redelivery."""
         if self.full:
             raise Overloaded(self.refusal)
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        queued_at = loop.time()
         future: asyncio.Future[bool] = loop.create_future()
-        self._queue.append((event, future))
+        self._queue.append((event, future, queued_at))
         self._work.set()
         if len(self._queue) >= self.backlog:
             self._backlog.set()
-        expiry = loop.call_at(started + self.max_wait, _expire, future)
         try:
             return await future
         finally:
-            expiry.cancel()
-            self._latency.observe(loop.time() - started)
+            self._latency.observe(loop.time() - queued_at)
+
+    async def _expire_loop(self) -> None:
+        """Answer 503 to every event not stored within max_wait, queued or in flight."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(EXPIRY_CHECK_SECONDS)
+            cutoff = loop.time() - self.max_wait
+            for waiters in (self._queue, *self._in_flight.values()):
+                for _, future, queued_at in waiters:
+                    if queued_at > cutoff:
+                        break  # oldest first: the rest are younger
+                    if not future.done():
+                        future.set_exception(Overloaded("The event waited too long to be stored."))
 
     async def _write_loop(self, index: int) -> None:
         # Each writer keeps its pool connection between batches: no acquire, no reset query.
@@ -168,21 +193,25 @@ class EventStore:
                 batch = self._take_batch()
                 if not batch:
                     continue
-                if conn is None:
-                    try:
-                        conn = await self.pool.acquire(timeout=self.acquire_timeout)
-                    except Exception as exc:
-                        self._db_errors.inc()
-                        _fail(batch, exc)
-                        continue
-                if not await self._commit(conn, batch):
-                    await self.pool.release(conn)  # broken: the next batch gets a fresh one
-                    conn = None
+                self._in_flight[index] = batch
+                try:
+                    if conn is None:
+                        try:
+                            conn = await self.pool.acquire(timeout=self.acquire_timeout)
+                        except Exception as exc:
+                            self._db_errors.inc()
+                            _fail(batch, exc)
+                            continue
+                    if not await self._commit(conn, batch):
+                        await self.pool.release(conn)  # broken: the next batch gets a fresh one
+                        conn = None
+                finally:
+                    del self._in_flight[index]
         finally:
             if conn is not None:
                 await self.pool.release(conn)
 
-    def _take_batch(self) -> list[tuple[WebhookEvent, asyncio.Future[bool]]]:
+    def _take_batch(self) -> list[Waiter]:
         """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
         queue, batch = self._queue, []
         while queue and len(batch) < self.max_batch:
@@ -191,12 +220,10 @@ class EventStore:
                 batch.append(item)
         return batch
 
-    async def _commit(
-        self, conn: asyncpg.Connection, batch: list[tuple[WebhookEvent, asyncio.Future[bool]]]
-    ) -> bool:
+    async def _commit(self, conn: asyncpg.Connection, batch: list[Waiter]) -> bool:
         """Store the batch and answer its waiters; False when the connection is unusable."""
         # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
-        unique = sorted({e.dedupe_key: e for e, _ in batch}.values(), key=_by_dedupe_key)
+        unique = sorted({e.dedupe_key: e for e, _, _ in batch}.values(), key=_by_dedupe_key)
         self._batch_size.observe(len(unique))
         try:
             new_keys = await store_events(conn, self.queries, unique)
@@ -220,7 +247,7 @@ class EventStore:
                 if not await self._commit(conn, items):
                     return False
             return True
-        for event, future in batch:
+        for event, future, _ in batch:
             if not future.done():
                 key = event.dedupe_key
                 is_new = key in new_keys
@@ -233,12 +260,7 @@ def _by_dedupe_key(event: WebhookEvent) -> bytes:
     return event.dedupe_key
 
 
-def _expire(future: asyncio.Future[bool]) -> None:
-    if not future.done():
-        future.set_exception(Overloaded("The event waited too long to be stored."))
-
-
-def _fail(batch, exc: BaseException) -> None:
-    for _, future in batch:
+def _fail(batch: list[Waiter], exc: BaseException) -> None:
+    for _, future, _ in batch:
         if not future.done():
             future.set_exception(exc)
