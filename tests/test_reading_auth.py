@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 import pytest
@@ -39,6 +40,24 @@ async def test_no_or_wrong_token_is_401_with_the_error_body(client, db, method, 
     assert set(error) == {"error", "message"}
     assert error["error"] == "unauthorized"
     assert await db.fetchval("SELECT count(*) FROM zoom_session_logs") == 0
+
+
+async def test_every_api_route_but_zoom_webhook_refuses_a_caller_without_a_token(client):
+    # Walks the router, so that a route added later without internal_routes() fails here.
+    checked = []
+    for resource in client.app.router.resources():
+        info = resource.get_info()
+        path = info.get("formatter") or info.get("path", "")
+        if not path.startswith("/api/") or path == "/api/zoom/webhook":
+            continue
+        url = re.sub(r"\{[a-z_]+\}", str(uuid.uuid4()), path)
+        for route in resource:
+            if route.method == "HEAD":
+                continue  # aiohttp's automatic HEAD of a GET
+            resp = await client.request(route.method, url)
+            assert resp.status == 401, (route.method, path)
+            checked.append((route.method, path))
+    assert len(checked) >= 7  # accept, zoom-logs and the five booking routes
 
 
 @pytest.mark.parametrize(("method", "path"), ROUTES[1:])
