@@ -30,9 +30,8 @@ DELIVERY_OUTCOMES = (
 @dataclass
 class Metrics:
     registry: CollectorRegistry
-    webhook_deliveries: Counter
-    # The counter of each outcome, looked up once: labels() per delivery costs a lock and a
-    # dict of label values each time.
+    # zoom_webhook_deliveries_total, one counter per outcome, looked up once: labels() per
+    # delivery costs a lock and a dict of label values each time.
     delivered: dict[str, Counter]
     ingest_seconds: Histogram
     ingest_batch_size: Histogram
@@ -50,7 +49,6 @@ class Metrics:
         )
         return cls(
             registry=registry,
-            webhook_deliveries=deliveries,
             delivered={outcome: deliveries.labels(outcome) for outcome in DELIVERY_OUTCOMES},
             ingest_seconds=Histogram(
                 "zoom_webhook_ingest_seconds",

@@ -92,7 +92,7 @@ def parse_event(body: dict[str, Any], raw: bytes) -> WebhookEvent:
 
 # What tells one participant from another in a redelivery, strongest first.
 IDENTITY_FIELDS = ("participant_uuid", "user_id", "id", "participant_user_id", "email", "user_name")
-NO_IDENTITY = [""] * len(IDENTITY_FIELDS)
+NO_IDENTITY = ("",) * len(IDENTITY_FIELDS)
 
 
 def dedupe_key(
