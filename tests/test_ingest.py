@@ -225,8 +225,9 @@ async def refused_name(db):
         """
         CREATE FUNCTION refuse_name() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF NEW.participant_name = 'Refused' THEN
-                RAISE EXCEPTION 'refused' USING ERRCODE = 'invalid_parameter_value';
+            IF NEW.participant_name = 'Refused Rita' THEN
+                RAISE EXCEPTION 'cannot store %', NEW.participant_name
+                      USING ERRCODE = 'invalid_parameter_value';
             END IF;
             RETURN NEW;
         END $$;
@@ -234,12 +235,12 @@ async def refused_name(db):
             FOR EACH ROW EXECUTE FUNCTION refuse_name();
         """
     )
-    yield "Refused"
+    yield "Refused Rita"
     await db.execute("DROP TRIGGER refuse_name ON zoom_webhook_events; DROP FUNCTION refuse_name()")
 
 
 async def test_event_the_database_refuses_is_400_and_its_batch_neighbours_are_stored(
-    aiohttp_client, database_url, clean_database, db, refused_name
+    aiohttp_client, database_url, clean_database, db, refused_name, caplog
 ):
     app, client, first = await stuck_writer(aiohttp_client, database_url, db)
     names = ["Ann", refused_name, "Bob"]
@@ -260,6 +261,8 @@ async def test_event_the_database_refuses_is_400_and_its_batch_neighbours_are_st
         "SELECT participant_name FROM zoom_webhook_events WHERE zoom_meeting_id = '55'"
     )
     assert sorted(r["participant_name"] for r in stored) == ["Ann", "Bob"]
+    assert "SQLSTATE 22023" in caplog.text
+    assert "Rita" not in caplog.text  # the database's message named her; the logs do not
 
 
 async def test_unreachable_database_answers_503_to_every_concurrent_delivery(

@@ -235,7 +235,16 @@ class EventStore:
             if is_database_unavailable(exc):
                 _fail(batch, exc)
                 return False
-            log.exception("storing a batch of %d webhook events failed", len(unique))
+            if isinstance(exc, asyncpg.PostgresError):
+                # Its message may quote a stored value (a participant's name): the code only.
+                log.warning(
+                    "storing a batch of %d webhook events failed: %s (SQLSTATE %s)",
+                    len(unique),
+                    type(exc).__name__,
+                    exc.sqlstate,
+                )
+            else:
+                log.exception("storing a batch of %d webhook events failed", len(unique))
             if len(unique) == 1:
                 _fail(batch, exc)
                 return True
