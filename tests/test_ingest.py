@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
+import uuid
 
+import orjson
 import pytest
 
 from service.app import create_app
@@ -127,6 +130,33 @@ async def test_same_event_twice_in_one_batch_is_stored_once_and_answered_both_ti
     answers = sorted([(await (await twin).json())["status"] for twin in twins])
     assert answers == ["duplicate", "stored"]
     assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 2
+
+
+async def test_stored_events_get_time_ordered_ids_of_when_they_were_stored(client, db):
+    before_ms = time.time_ns() // 1_000_000
+    first = await post_signed(client, meeting_event(STARTED, meeting_id="5101"))
+    await asyncio.sleep(0.005)  # the next batch starts in a later millisecond
+    second = await post_signed(client, meeting_event(ENDED, meeting_id="5101"))
+    after_ms = time.time_ns() // 1_000_000
+    assert (first.status, second.status) == (200, 200)
+
+    rows = await db.fetch("SELECT id, event_type FROM zoom_webhook_events")
+    ids = {r["event_type"]: r["id"] for r in rows}
+    for event_id in ids.values():
+        assert (event_id.version, event_id.variant) == (7, uuid.RFC_4122)
+        assert before_ms <= event_id.int >> 80 <= after_ms  # UUIDv7: the millisecond first
+    assert ids[STARTED] < ids[ENDED]
+
+
+async def test_events_from_a_caller_without_ids_still_get_one(db):
+    """A service of the previous release (migration 080's nine fields) during a rolling deploy."""
+    event = [STARTED, "5202", "old==", "2026-11-26T10:00:00Z", None, None, None, "ab" * 32, {}]
+    stored = await db.fetch(
+        "SELECT store_zoom_webhook_events($1::jsonb)", orjson.dumps([event]).decode()
+    )
+    assert len(stored) == 1
+    row = await db.fetchrow("SELECT id FROM zoom_webhook_events WHERE zoom_meeting_id = '5202'")
+    assert row["id"].version == 4
 
 
 @pytest.fixture
@@ -292,8 +322,6 @@ async def test_queued_events_are_stored_when_the_service_shuts_down(
 
 
 def parsed_event(n: int):
-    import orjson
-
     from service.zoom.events import parse_event
 
     body = meeting_event(STARTED, meeting_id="31", event_ts=10**12 + n)

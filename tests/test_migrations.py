@@ -29,7 +29,7 @@ SCHEMA_QUERIES = {
            AND conrelid::regclass::text NOT LIKE '%%yoyo%%'
          ORDER BY 1, 2""",
     "functions": """
-        SELECT proname, pg_get_function_identity_arguments(oid)
+        SELECT proname, pg_get_function_identity_arguments(oid), md5(prosrc)
           FROM pg_proc
          WHERE pronamespace = 'public'::regnamespace
          ORDER BY 1, 2""",
