@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 import uuid
@@ -12,6 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.keys import EVENT_STORE
+from service.zoom.ingest import new_event_ids
 from tests.conftest import test_config
 from tests.factories import make_booking
 from tests.zoom_payloads import meeting_event, participant, post_signed, sign
@@ -334,3 +336,14 @@ def metric(text: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[1])
     raise AssertionError(f"{name} not in /metrics")
+
+
+@pytest.mark.parametrize("noise", [bytes(10), b"\xff" * 10])
+def test_one_batch_gets_distinct_ascending_version_7_ids(monkeypatch, noise):
+    # The extremes of the batch's random bits: counting up from them never leaves the variant.
+    monkeypatch.setattr(os, "urandom", lambda n: noise[:n])
+    ids = [uuid.UUID(hex_id) for hex_id in new_event_ids(512)]
+
+    assert len(set(ids)) == 512 and ids == sorted(ids)
+    assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
+    assert len({i.int >> 80 for i in ids}) == 1  # one millisecond for the batch

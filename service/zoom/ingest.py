@@ -73,19 +73,19 @@ def batch_json(events: Sequence[WebhookEvent]) -> str:
 
 
 def new_event_ids(count: int) -> list[str]:
-    """UUIDv7s (RFC 9562) as 32 hex digits: the current millisecond, then 74 random bits each.
+    """UUIDv7s (RFC 9562) as 32 hex digits: the current millisecond, then random bits counting up.
 
-    Time-ordered ids go to the right-hand edge of the primary key's b-tree (migration 090).
+    Time-ordered ids go to the right-hand edge of the primary key's b-tree (migration 090). One
+    random 74-bit value per batch, incremented per event (RFC 9562 6.2, method 2), keeps the ids
+    of a batch distinct and in order, and costs one format per event instead of big-integer work
+    on fresh random bits for each (py-spy: 1.7 us per event, more than the batch's JSON).
     """
-    head = (time.time_ns() // 1_000_000) << 80 | 0x7 << 76
-    noise = os.urandom(10 * count)  # one system call for the whole batch
-    ids = []
-    for start in range(0, 10 * count, 10):
-        bits = int.from_bytes(noise[start : start + 10])
-        # version 7 | 12 random bits (rand_a) | variant 0b10 | 62 random bits (rand_b)
-        value = head | (bits >> 68) << 64 | 0b10 << 62 | bits & RAND_B_MASK
-        ids.append(f"{value:032x}")
-    return ids
+    noise = int.from_bytes(os.urandom(10))  # one system call for the whole batch
+    # version 7 | 12 random bits (rand_a): the first 16 hex digits, shared by the batch
+    head = f"{time.time_ns() // 1_000_000:012x}7{noise >> 68:03x}"
+    # variant 0b10 | 62 bits (rand_b), kept below 2**62 - count so that counting up never carries
+    first = 0b10 << 62 | (noise & RAND_B_MASK) % (RAND_B_MASK + 1 - count)
+    return [f"{head}{first + n:016x}" for n in range(count)]
 
 
 RAND_B_MASK = (1 << 62) - 1
@@ -132,6 +132,9 @@ class EventStore:
         self._backlog = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._expiry: asyncio.Task[None] | None = None
+        # Set by start(): asyncio.get_running_loop() per event costs a getpid() system call
+        # (CPython 3.11 checks for a fork), measurable at thousands of events a second.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
         self._latency = metrics.ingest_seconds
         self._batch_size = metrics.ingest_batch_size
@@ -152,6 +155,7 @@ class EventStore:
         return "The service is shutting down." if self._closing else "The ingest queue is full."
 
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         self._tasks = [
             asyncio.create_task(self._write_loop(n), name=f"ingest-writer-{n}")
             for n in range(self.writers)
@@ -174,7 +178,7 @@ class EventStore:
         """Store the event; True when new, False when it was a redelivery."""
         if self.full:
             raise Overloaded(self.refusal)
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         queued_at = loop.time()
         future: asyncio.Future[bool] = loop.create_future()
         self._queue.append((event, future, queued_at))
