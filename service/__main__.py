@@ -7,6 +7,7 @@ python -m service retention --days N: strip participant details from older event
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import sys
@@ -46,9 +47,11 @@ def serve() -> int:
         uvloop = None
     if uvloop is not None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    app = create_app(config)
+    app.on_startup.append(freeze_startup_objects)  # after the pool and the writers exist
     # access_log=None: service.logs writes the one JSON line per request instead of aiohttp.
     web.run_app(
-        create_app(config),
+        app,
         host=config.host,
         port=config.port,
         print=None,
@@ -59,6 +62,16 @@ def serve() -> int:
     ACCESS_LINES.flush()
     logging.getLogger("service").info("stopped")
     return 0
+
+
+async def freeze_startup_objects(app) -> None:
+    """Exempt what start-up made (modules, the app, the pool) from garbage collection.
+
+    A full collection otherwise walks all of it while requests wait: 20-35 ms each under the
+    bench's load (measured with gc.callbacks), long enough to show in the p99.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def migrate() -> int:
