@@ -48,7 +48,17 @@ BENCH_MEETING_BASE = 90_000_000_000  # prefilled events use 7xxxxxxxxxx, so the 
 # sized as a production server's would be: the 128 MB default holds under a tenth of the 3M-event
 # table and its indexes, so every random index insert (uuid primary key, dedupe key) would copy
 # a page in from the OS cache. 1 GB is still a small fraction of this machine's memory.
-BENCH_PG_SETTINGS = {**DURABLE_SETTINGS, "shared_buffers": "1GB"}
+# The WAL is sized as a production server's too. A new cluster has no WAL segments to reuse,
+# so every 16 MB of WAL (about 10 000 events) means creating and zero-filling a new file while
+# commits wait: 10-20 ms stalls of the whole group commit, measured, which a server in steady
+# state does not have (checkpoints recycle old segments, and min_wal_size keeps 1 GB of them).
+# The warm-up run below writes the WAL that the measured runs then reuse.
+BENCH_PG_SETTINGS = {
+    **DURABLE_SETTINGS,
+    "shared_buffers": "1GB",
+    "min_wal_size": "1GB",
+    "max_wal_size": "4GB",
+}
 # The server under test gets CPU 0 to itself; PostgreSQL, wrk and this script share the rest.
 # In production the database and Zoom are other machines. On a 2-core box, left to itself,
 # Linux's wake-affine scheduling keeps moving the server onto the core of the PostgreSQL
@@ -89,6 +99,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--prefill", type=int, default=3_000_000)
     parser.add_argument("--only", default="", help="comma list of runs: bare,insert,service,...")
     parser.add_argument("--keep", action="store_true", help="keep var/bench/pgdata")
+    parser.add_argument("--no-warmup", action="store_true", help="measure from a cold database")
     parser.add_argument(
         "--no-pin", action="store_true", help="let every process run on any CPU (see SERVER_CPUS)"
     )
@@ -118,6 +129,10 @@ def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None) ->
     load = {"duration": args.duration, "connections": args.connections, "threads": args.threads}
     env = server_env(url)
     measure = functools.partial(measure_run, server_cpus=server_cpus)
+    if not args.no_warmup and (wanted("service") or wanted("insert")):
+        # Discarded: fills PostgreSQL's buffers and its WAL segments, so that the first measured
+        # round does not pay for what later rounds get for free (see BENCH_PG_SETTINGS).
+        measure("warm-up", SERVICE_CMD, env, url, load, meetings)
     # The three are measured in alternation, `rounds` times, and each keeps its median round:
     # on a machine shared with other work, that compares them under the same conditions.
     rounds: dict[str, list[dict]] = {}
