@@ -12,7 +12,7 @@ from aiohttp import web
 from service.config import Config
 from service.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
 from service.keys import CONFIG, EVENT_STORE, METRICS
-from service.logs import access_log, annotate
+from service.logs import annotate
 from service.payloads import json_response
 from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
 from service.zoom.ingest import Overloaded
@@ -117,16 +117,14 @@ def verify_delivery(config: Config, request: web.Request, raw: bytes) -> Signatu
 
 def annotate_delivery(request: web.Request, body: dict) -> None:
     """Put the event type and meeting id (nothing about participants) on the access line."""
-    if not access_log.isEnabledFor(logging.INFO):
-        return  # no access line will be written: save the hot path the work
-    fields = {}
-    if isinstance(body.get("event"), str):
-        fields["event"] = body["event"][:64]
+    event = body.get("event")
+    if isinstance(event, str):
+        annotate(request, event=event[:64])
     payload = body.get("payload")
     meeting = payload.get("object") if isinstance(payload, dict) else None
-    if isinstance(meeting, dict) and isinstance(meeting.get("id"), (str, int)):
-        fields["meeting_id"] = str(meeting["id"])[:64]
-    annotate(request, **fields)
+    meeting_id = meeting.get("id") if isinstance(meeting, dict) else None
+    if isinstance(meeting_id, (str, int)):
+        annotate(request, meeting_id=str(meeting_id)[:64])
 
 
 def overloaded(reason: str) -> Unavailable:
