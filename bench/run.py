@@ -210,6 +210,7 @@ def measure_run(name, cmd, env, url, load, meetings=0, store=True, server_cpus=N
         base = f"http://127.0.0.1:{env['PORT']}"
         wait_healthy(base, server)
         result = run_wrk(base, load, server.pid)
+        result["peak_rss_mb"] = peak_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -224,6 +225,14 @@ def measure_run(name, cmd, env, url, load, meetings=0, store=True, server_cpus=N
         result["check"] = check_database(url, result, load)
     print_result(name, result)
     return result
+
+
+def peak_rss_mb(pid: int) -> int:
+    """The most memory the process has held at once (VmHWM), in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) // 1024
+    return 0
 
 
 def cpu_snapshot() -> tuple[float, dict[int, tuple[str, int, int]], list[int]]:
@@ -502,7 +511,7 @@ def report(results: dict, args: argparse.Namespace, server_cpus: set[int] | None
     )
     print(
         f"{'run':<34}{'events/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'errors':>8}{'503':>8}"
-        "   CPU cores: server/pg/wrk/others"
+        f"{'RSS MiB':>8}   CPU cores: server/pg/wrk/others"
     )
     labels = {
         "bare": "(a) verify+parse, no storage",
@@ -521,7 +530,7 @@ def report(results: dict, args: argparse.Namespace, server_cpus: set[int] | None
             print(
                 f"{label:<34}{r['events_per_s']:>9}{r['p50_us'] / 1000:>8.1f}"
                 f"{r['p99_us'] / 1000:>8.1f}{r['max_us'] / 1000:>8.1f}{errors:>8}"
-                f"{r['unavailable']:>8}   {cpu_columns(r['cpu'])}"
+                f"{r['unavailable']:>8}{r['peak_rss_mb']:>8}   {cpu_columns(r['cpu'])}"
             )
             if len(r.get("rounds", [])) > 1:
                 print(f"{'':<4}rounds (events/s): {r['rounds']}, median shown")
@@ -588,6 +597,7 @@ def print_result(name: str, r: dict) -> None:
         f"   {r['events_per_s']} events/s (200), {r['requests_per_s']} req/s, "
         f"p50 {r['p50_us'] / 1000:.1f} ms, p99 {r['p99_us'] / 1000:.1f} ms, "
         f"max {r['max_us'] / 1000:.0f} ms, 503: {r['unavailable']}, other: {r['other']}, "
+        f"server peak RSS {r['peak_rss_mb']} MiB, "
         f"socket errors/timeouts: {r['connect_errors'] + r['read_errors'] + r['write_errors']}"
         f"/{r['timeouts']}" + (f", check: {r['check']}" if "check" in r else ""),
         flush=True,
