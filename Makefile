@@ -25,21 +25,21 @@ $(INSTALLED): setup.cfg pyproject.toml
 install: $(INSTALLED) ## create ./.venv with the service (editable) and its dev tools
 
 run: $(INSTALLED) ## serve on 127.0.0.1:8080 (embedded PostgreSQL under ./var when DATABASE_URL is unset)
-	$(PY) -m service.devdb run
+	$(PY) -m devtools.devdb run
 
 migrate: $(INSTALLED) ## apply pending migrations to DATABASE_URL
 	$(PY) -m service migrate
 
 test: $(INSTALLED) ## the whole suite on a real PostgreSQL (started here when DATABASE_URL is unset)
-	$(PY) -m service.devdb test -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m devtools.devdb test -- $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(INSTALLED) ## ruff check and format check
-	$(VENV)/bin/ruff check service tests bench
-	$(VENV)/bin/ruff format --check service tests bench
+	$(VENV)/bin/ruff check service devtools tests bench
+	$(VENV)/bin/ruff format --check service devtools tests bench
 
 fmt: $(INSTALLED) ## reformat and fix imports
-	$(VENV)/bin/ruff check --fix service tests bench
-	$(VENV)/bin/ruff format service tests bench
+	$(VENV)/bin/ruff check --fix service devtools tests bench
+	$(VENV)/bin/ruff format service devtools tests bench
 
 bench: $(INSTALLED) ## ingest benchmark with its baselines (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PREFILL)
 	$(PY) bench/run.py --duration $(BENCH_DURATION) --rounds $(BENCH_ROUNDS) --connections $(BENCH_CONNECTIONS) \

@@ -19,12 +19,12 @@ from aiohttp import web
 
 from service.config import Config
 from service.db import create_pool, load_queries
-from service.errors import error_middleware
-from service.payloads import json_response
-from service.zoom.events import STORED_EVENTS, parse_event
-from service.zoom.ingest import store_events
-from service.zoom.signature import SignatureCheck
-from service.zoom.webhook import verify_delivery
+from service.http.errors import error_middleware
+from service.http.payloads import json_response
+from service.webhook.events import STORED_EVENTS, parse_event
+from service.webhook.handler import verify_delivery
+from service.webhook.ingest import store_events
+from service.webhook.signature import SignatureCheck
 
 POOL = web.AppKey("pool", object)
 

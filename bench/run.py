@@ -32,8 +32,8 @@ from pathlib import Path
 import orjson
 import psycopg
 
-from service.devdb import DURABLE_SETTINGS, VAR, Cluster
-from service.migrate import apply_migrations
+from devtools.devdb import DURABLE_SETTINGS, VAR, Cluster
+from service.jobs.migrate import apply_migrations
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = VAR / "bench"

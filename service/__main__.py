@@ -33,7 +33,7 @@ def serve() -> int:
     from aiohttp import web
 
     from service.app import create_app
-    from service.logs import ACCESS_LINES, configure_logging
+    from service.http.access_log import ACCESS_LINES, configure_logging
 
     configure_logging(os.environ.get("LOG_LEVEL", "").strip() or "INFO")
     if config.missing_zoom_api_variables:
@@ -49,7 +49,7 @@ def serve() -> int:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = create_app(config)
     app.on_startup.append(tune_garbage_collection)  # after the pool and the writers exist
-    # access_log=None: service.logs writes the one JSON line per request instead of aiohttp.
+    # access_log=None: service.http.access_log writes one JSON line per request, not aiohttp.
     web.run_app(
         app,
         host=config.host,
@@ -90,7 +90,7 @@ def migrate() -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from service.migrate import apply_migrations
+    from service.jobs.migrate import apply_migrations
 
     applied = apply_migrations(database_url)
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
@@ -103,7 +103,7 @@ def retention(argv: list[str]) -> int:
 
     import asyncpg
 
-    from service.retention import DEFAULT_BATCH_SIZE, run_retention
+    from service.jobs.retention import DEFAULT_BATCH_SIZE, run_retention
 
     parser = argparse.ArgumentParser(
         prog="python -m service retention",

@@ -6,17 +6,18 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service import booking_requests, bookings, metrics, openapi, ops, session_logs
-from service.auth import internal_routes
+from service.bookings import accept, clicks, reads
 from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
-from service.errors import error_middleware
+from service.http import health, metrics, openapi
+from service.http.access_log import access_log_middleware
+from service.http.auth import internal_routes
+from service.http.errors import error_middleware
+from service.http.metrics import Metrics
 from service.keys import CONFIG, EVENT_STORE, METRICS, MIGRATION_IDS, POOL, QUERIES
-from service.logs import access_log_middleware
-from service.metrics import Metrics
-from service.zoom import webhook
-from service.zoom.client import zoom_ctx
-from service.zoom.ingest import EventStore
+from service.webhook import handler as webhook
+from service.webhook.ingest import EventStore
+from service.zoom_api.client import zoom_ctx
 
 # Zoom's payloads are a few kB; anything over 1 MiB is refused with 413 before it is read.
 MAX_BODY_BYTES = 1024 * 1024
@@ -52,12 +53,12 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.append(pool_ctx)
     app.cleanup_ctx.append(event_store_ctx)
     app.cleanup_ctx.append(zoom_ctx)
-    app.add_routes(ops.routes)
+    app.add_routes(health.routes)
     app.add_routes(metrics.routes)
     app.add_routes(webhook.routes)  # Zoom's: it proves itself by its signature
     # The web app's routes: every one needs an internal API token.
-    app.add_routes(internal_routes(session_logs.routes))
-    app.add_routes(internal_routes(booking_requests.routes))
-    app.add_routes(internal_routes(bookings.routes))
+    app.add_routes(internal_routes(clicks.routes))
+    app.add_routes(internal_routes(accept.routes))
+    app.add_routes(internal_routes(reads.routes))
     app.add_routes(openapi.routes)
     return app

@@ -52,7 +52,7 @@ class Config:
     zoom_budget_seconds: float = 20.0
     zoom_max_attempts: int = 3
     zoom_retry_backoff_seconds: float = 0.5
-    # Group commit (service/zoom/ingest.py): events waiting at most, per transaction, writers.
+    # Group commit (service/webhook/ingest.py): events waiting at most, per transaction, writers.
     # Full queue -> 503 + Retry-After; 1024 events drain in a fraction of a second.
     ingest_queue_size: int = 1024
     ingest_max_batch: int = 512

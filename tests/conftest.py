@@ -15,7 +15,7 @@ import pytest
 from service.app import create_app
 from service.config import Config, ZoomApiCredentials
 from service.db import _init_connection
-from service.migrate import apply_migrations
+from service.jobs.migrate import apply_migrations
 from tests.fake_zoom import ACCOUNT_ID as FAKE_ZOOM_ACCOUNT_ID
 from tests.fake_zoom import CLIENT_ID as FAKE_ZOOM_CLIENT_ID
 from tests.fake_zoom import CLIENT_SECRET as FAKE_ZOOM_CLIENT_SECRET

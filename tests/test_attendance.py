@@ -10,7 +10,7 @@ from itertools import pairwise
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.attendance import (
+from service.bookings.attendance import (
     MEETING_ENDED,
     MEETING_STARTED,
     PARTICIPANT_JOINED,
@@ -189,7 +189,7 @@ def test_fact_from_row_reads_the_stable_id_and_host_from_the_raw_body():
 
 def test_attendance_and_timeline_load_without_aiohttp_or_asyncpg():
     probe = (
-        "import sys, service.attendance, service.timeline;"
+        "import sys, service.bookings.attendance, service.bookings.timeline;"
         "print(sorted(m for m in ('aiohttp', 'asyncpg') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

@@ -13,7 +13,7 @@ import pytest
 
 from service.app import create_app
 from service.keys import EVENT_STORE
-from service.zoom.ingest import new_event_ids
+from service.webhook.ingest import new_event_ids
 from tests.conftest import test_config
 from tests.factories import make_booking
 from tests.zoom_payloads import meeting_event, participant, post_signed, sign
@@ -324,7 +324,7 @@ async def test_queued_events_are_stored_when_the_service_shuts_down(
 
 
 def parsed_event(n: int):
-    from service.zoom.events import parse_event
+    from service.webhook.events import parse_event
 
     body = meeting_event(STARTED, meeting_id="31", event_ts=10**12 + n)
     return parse_event(body, orjson.dumps(body))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from service.logs import (
+from service.http.access_log import (
     ACCESS_LOGGER,
     AccessLines,
     JsonFormatter,

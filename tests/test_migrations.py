@@ -7,7 +7,7 @@ import psycopg
 from yoyo import get_backend, read_migrations
 
 from service.db import MIGRATIONS_DIR, migration_ids
-from service.migrate import yoyo_url
+from service.jobs.migrate import yoyo_url
 
 SCHEMA_QUERIES = {
     "columns": """

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
 from service.app import create_app
-from service.openapi import DOCUMENT, EXAMPLE_ID, EXAMPLE_MEETING_ID
+from service.http.openapi import DOCUMENT, EXAMPLE_ID, EXAMPLE_MEETING_ID
 from tests.conftest import APP_TABLES, INTERNAL_TOKEN, zoom_config
 from tests.fake_zoom import FakeZoom
 from tests.processes import free_port

@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from service.app import create_app
-from service.migrate import apply_migrations
+from service.jobs.migrate import apply_migrations
 from tests.db_proxy import DatabaseProxy
 from tests.test_webhook import assert_error
 from tests.zoom_payloads import meeting_event, post_signed

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 
 from service.db import load_queries
-from service.retention import strip_participant_pii
+from service.jobs.retention import strip_participant_pii
 from tests.factories import make_booking
 from tests.processes import ROOT, python_argv, service_env
 from tests.zoom_payloads import meeting_event, participant, post_signed

@@ -1,6 +1,6 @@
 """Signature and URL-validation maths, against the vectors in shared/zoom/FACTS.md."""
 
-from service.zoom.signature import SignatureCheck, expected_signature, url_validation, verify
+from service.webhook.signature import SignatureCheck, expected_signature, url_validation, verify
 
 SECRET = "test_secret_token"
 OFFICIAL_STARTED = (

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import psycopg
 
-from service.simulator import run
+from devtools.simulator import run
 from tests.conftest import WEBHOOK_SECRET
 from tests.factories import make_booking
 from tests.processes import running_service

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from service.zoom.events import dedupe_key
+from service.webhook.events import dedupe_key
 from tests.conftest import OLD_WEBHOOK_SECRET, WEBHOOK_SECRET
 from tests.factories import make_booking
 from tests.zoom_payloads import encode, example, meeting_event, participant, post_signed, sign

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
-from service.errors import BadGateway
-from service.zoom.client import ZoomClient, retry_after_seconds
+from service.http.errors import BadGateway
+from service.zoom_api.client import ZoomClient, retry_after_seconds
 from tests.conftest import zoom_config
 from tests.fake_zoom import ACCOUNT_ID
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import orjson
 
-from service.zoom.signature import expected_signature
+from service.webhook.signature import expected_signature
 from tests.conftest import WEBHOOK_SECRET
 
 EXAMPLES = Path(__file__).parent / "zoom_examples"

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from service.errors import NotFound, Unprocessable
+from service.http.errors import NotFound, Unprocessable
 
 JSON_CONTENT_TYPE = "application/json"
 

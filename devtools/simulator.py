@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from service.zoom.events import (
+from service.webhook.events import (
     MEETING_ENDED,
     MEETING_STARTED,
     PARTICIPANT_EVENTS,
@@ -37,7 +37,7 @@ from service.zoom.events import (
     STORED_EVENTS,
     URL_VALIDATION,
 )
-from service.zoom.signature import expected_signature, url_validation
+from service.webhook.signature import expected_signature, url_validation
 
 WEBHOOK_PATH = "/api/zoom/webhook"
 DEFAULT_URL = "http://127.0.0.1:8080"

@@ -7,7 +7,7 @@ import hmac
 
 from aiohttp import web
 
-from service.errors import Unauthorized
+from service.http.errors import Unauthorized
 from service.keys import CONFIG
 
 

@@ -11,13 +11,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from service.attendance import attendance, fact_from_row
+from service.bookings.attendance import attendance, fact_from_row
+from service.bookings.timeline import timeline
 from service.db import Queries
-from service.errors import BadRequest, Conflict, NotFound
+from service.http.errors import BadRequest, Conflict, NotFound
+from service.http.payloads import json_response, parse_uuid_text
 from service.keys import CONFIG, POOL, QUERIES
-from service.payloads import json_response, parse_uuid_text
-from service.timeline import timeline
-from service.zoom.client import require_zoom
+from service.zoom_api.client import require_zoom
 
 routes = web.RouteTableDef()
 

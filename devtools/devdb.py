@@ -5,8 +5,8 @@ with only Python can run the service; a system PostgreSQL (pg_ctl on PATH or und
 /usr/lib/postgresql) is the fallback, and PG_BINDIR overrides both. The cluster listens only on
 a Unix socket inside its data directory, so several checkouts never fight over a port.
 
-    python -m service.devdb run                 # var/pgdata, migrate, dev secrets, serve
-    python -m service.devdb test -- CMD ...     # throwaway cluster, DATABASE_URL set for CMD
+    python -m devtools.devdb run                 # var/pgdata, migrate, dev secrets, serve
+    python -m devtools.devdb test -- CMD ...     # throwaway cluster, DATABASE_URL set for CMD
 """
 
 from __future__ import annotations
@@ -209,7 +209,7 @@ def dev_secrets() -> dict[str, str]:
 
 def signed_example(url: str, secret: str) -> str:
     """A ready-to-paste curl that posts a signed meeting.started event."""
-    from service.zoom.signature import expected_signature
+    from service.webhook.signature import expected_signature
 
     now = int(time.time())
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
@@ -243,7 +243,7 @@ def signed_example(url: str, secret: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     """Serve like production, on an embedded PostgreSQL when DATABASE_URL is unset."""
-    from service.migrate import apply_migrations
+    from service.jobs.migrate import apply_migrations
 
     env = dict(os.environ)
     cluster = None
@@ -284,7 +284,7 @@ def test(args: argparse.Namespace) -> int:
     """Run a command against DATABASE_URL, or against a throwaway cluster started for it."""
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
-        print("usage: python -m service.devdb test -- COMMAND ...", file=sys.stderr)
+        print("usage: python -m devtools.devdb test -- COMMAND ...", file=sys.stderr)
         return 2
     env = dict(os.environ)
     if env.get("DATABASE_URL"):
@@ -314,7 +314,7 @@ def _forward_signals(process: subprocess.Popen) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m service.devdb",
+        prog="python -m devtools.devdb",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from service.attendance import JOIN_CLICK, START_CLICK
-from service.errors import NotFound
+from service.bookings.attendance import JOIN_CLICK, START_CLICK
+from service.http.errors import NotFound
+from service.http.payloads import json_response, parse_choice, parse_uuid, read_json
 from service.keys import POOL, QUERIES
-from service.payloads import json_response, parse_choice, parse_uuid, read_json
 
 routes = web.RouteTableDef()
 

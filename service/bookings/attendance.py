@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from service.zoom.events import (
+from service.webhook.events import (
     MEETING_ENDED,
     MEETING_STARTED,
     PARTICIPANT_JOINED,

@@ -10,13 +10,13 @@ import orjson
 from aiohttp import web
 
 from service.config import Config
-from service.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
+from service.http.access_log import annotate
+from service.http.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
+from service.http.payloads import json_response
 from service.keys import CONFIG, EVENT_STORE, METRICS
-from service.logs import annotate
-from service.payloads import json_response
-from service.zoom.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
-from service.zoom.ingest import Overloaded
-from service.zoom.signature import SignatureCheck, url_validation, verify
+from service.webhook.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
+from service.webhook.ingest import Overloaded
+from service.webhook.signature import SignatureCheck, url_validation, verify
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -20,9 +20,9 @@ import asyncpg
 import orjson
 
 from service.db import Queries
-from service.errors import is_database_unavailable
-from service.metrics import Metrics
-from service.zoom.events import WebhookEvent
+from service.http.errors import is_database_unavailable
+from service.http.metrics import Metrics
+from service.webhook.events import WebhookEvent
 
 log = logging.getLogger(__name__)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from service.db import pending_migrations
-from service.errors import Unavailable, database_unavailable, is_database_unavailable
+from service.http.errors import Unavailable, database_unavailable, is_database_unavailable
+from service.http.payloads import json_response
 from service.keys import CONFIG, MIGRATION_IDS, POOL
-from service.payloads import json_response
 
 routes = web.RouteTableDef()
 

@@ -19,7 +19,7 @@ import orjson
 from aiohttp import web
 
 from service.config import Config, ZoomApiCredentials
-from service.errors import BadGateway, Unavailable
+from service.http.errors import BadGateway, Unavailable
 from service.keys import CONFIG, HTTP, ZOOM
 
 log = logging.getLogger(__name__)

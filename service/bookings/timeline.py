@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from service.attendance import (
+from service.bookings.attendance import (
     JOIN_CLICK,
     MEETING_ENDED,
     MEETING_STARTED,

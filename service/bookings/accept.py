@@ -11,10 +11,10 @@ import asyncpg
 from aiohttp import web
 
 from service.db import Queries
-from service.errors import BadGateway, Conflict, Forbidden, NotFound
+from service.http.errors import BadGateway, Conflict, Forbidden, NotFound
+from service.http.payloads import json_response, parse_uuid, parse_uuid_text, read_json
 from service.keys import CONFIG, POOL, QUERIES
-from service.payloads import json_response, parse_uuid, parse_uuid_text, read_json
-from service.zoom.client import ZoomClient, require_zoom
+from service.zoom_api.client import ZoomClient, require_zoom
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()

@@ -1,0 +1,1 @@
+"""Bookings: accept, Start/Join clicks, reads, attendance and the timeline."""

@@ -1,0 +1,1 @@
+"""HTTP plumbing: errors, auth, access log, metrics, health, OpenAPI and JSON helpers."""

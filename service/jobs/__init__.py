@@ -1,0 +1,1 @@
+"""Jobs run from the command line: migrate and retention."""

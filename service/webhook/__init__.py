@@ -1,0 +1,1 @@
+"""What Zoom calls: the webhook route, its signature, event parsing and group commit."""

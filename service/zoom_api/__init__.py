@@ -1,0 +1,1 @@
+"""What we call at Zoom: the REST client (Server-to-Server OAuth)."""
