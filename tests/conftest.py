@@ -12,15 +12,15 @@ import asyncpg
 import psycopg
 import pytest
 
+from devtools.fake_zoom import ACCOUNT_ID as FAKE_ZOOM_ACCOUNT_ID
+from devtools.fake_zoom import CLIENT_ID as FAKE_ZOOM_CLIENT_ID
+from devtools.fake_zoom import CLIENT_SECRET as FAKE_ZOOM_CLIENT_SECRET
+from devtools.fake_zoom import HOST_USER as FAKE_ZOOM_HOST_USER
+from devtools.fake_zoom import FakeZoom
 from service.app import create_app
 from service.config import Config, ZoomApiCredentials
 from service.db import _init_connection
 from service.jobs.migrate import apply_migrations
-from tests.fake_zoom import ACCOUNT_ID as FAKE_ZOOM_ACCOUNT_ID
-from tests.fake_zoom import CLIENT_ID as FAKE_ZOOM_CLIENT_ID
-from tests.fake_zoom import CLIENT_SECRET as FAKE_ZOOM_CLIENT_SECRET
-from tests.fake_zoom import HOST_USER as FAKE_ZOOM_HOST_USER
-from tests.fake_zoom import FakeZoom
 
 WEBHOOK_SECRET = "test-webhook-secret"
 OLD_WEBHOOK_SECRET = "test-webhook-secret-being-rotated-out"
@@ -118,7 +118,7 @@ def auth_headers() -> dict[str, str]:
 
 @pytest.fixture
 async def fake_zoom(aiohttp_server) -> AsyncIterator[FakeZoom]:
-    """A fake Zoom API and OAuth endpoint on 127.0.0.1 (see tests/fake_zoom.py)."""
+    """A fake Zoom API and OAuth endpoint on 127.0.0.1 (see devtools/fake_zoom.py)."""
     fake = FakeZoom()
     server = await aiohttp_server(fake.make_app())
     fake.url = str(server.make_url("")).rstrip("/")

@@ -11,11 +11,11 @@ from email.utils import format_datetime
 
 import pytest
 
+from devtools.fake_zoom import BASIC, CLIENT_SECRET, HOST_USER
 from service.app import create_app
 from service.config import ZOOM_API_VARIABLES
 from tests.conftest import INTERNAL_TOKEN, test_config, zoom_config
 from tests.factories import make_booking_request
-from tests.fake_zoom import BASIC, CLIENT_SECRET, HOST_USER
 from tests.zoom_payloads import meeting_event, post_signed
 
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}

@@ -17,10 +17,10 @@ from aiohttp import web
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
 
+from devtools.fake_zoom import FakeZoom
 from service.app import create_app
 from service.http.openapi import DOCUMENT, EXAMPLE_ID, EXAMPLE_MEETING_ID
 from tests.conftest import APP_TABLES, INTERNAL_TOKEN, zoom_config
-from tests.fake_zoom import FakeZoom
 from tests.processes import free_port
 from tests.zoom_payloads import sign
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import aiohttp
 import pytest
 
+from devtools.fake_zoom import ACCOUNT_ID
 from service.http.errors import BadGateway
 from service.zoom_api.client import ZoomClient, retry_after_seconds
 from tests.conftest import zoom_config
-from tests.fake_zoom import ACCOUNT_ID
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 START = datetime(2031, 1, 2, 9, 0, tzinfo=UTC)
