@@ -33,9 +33,10 @@ migrate: $(INSTALLED) ## apply pending migrations to DATABASE_URL
 test: $(INSTALLED) ## the whole suite on a real PostgreSQL (started here when DATABASE_URL is unset)
 	$(PY) -m devtools.devdb test -- $(PY) -m pytest $(PYTEST_ARGS)
 
-lint: $(INSTALLED) ## ruff check and format check
+lint: $(INSTALLED) ## ruff check, format check, and mypy --strict over service/
 	$(VENV)/bin/ruff check service devtools tests bench
 	$(VENV)/bin/ruff format --check service devtools tests bench
+	$(VENV)/bin/mypy
 
 fmt: $(INSTALLED) ## reformat and fix imports
 	$(VENV)/bin/ruff check --fix service devtools tests bench
@@ -49,4 +50,4 @@ docker: ## build the container image (needs a Docker engine)
 	docker build -t zoom-session-logs .
 
 clean: ## remove the venv, caches and local data (./var)
-	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) var build *.egg-info .pytest_cache .ruff_cache .mypy_cache .hypothesis

@@ -11,8 +11,12 @@ import gc
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from service.config import Config, ConfigError, database_url_from_env
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 # On SIGTERM the server stops accepting at once, then gives requests in flight up to this long
 # to finish before the cleanup contexts flush pending writes and close the pool. Webhooks take
@@ -44,8 +48,8 @@ def serve() -> int:
     try:
         import uvloop
     except ImportError:  # not on every platform; asyncio's own loop works, only slower
-        uvloop = None
-    if uvloop is not None:
+        pass
+    else:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     app = create_app(config)
     app.on_startup.append(tune_garbage_collection)  # after the pool and the writers exist
@@ -73,7 +77,7 @@ def serve() -> int:
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-async def tune_garbage_collection(app) -> None:
+async def tune_garbage_collection(app: web.Application) -> None:
     """Exempt what start-up made from collection, and collect less often under load.
 
     A full collection otherwise walks every module, the app and the pool while requests wait:

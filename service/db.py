@@ -6,13 +6,17 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import make_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import asyncpg
 import orjson
 from aiohttp import web
 
+from service.config import Config
 from service.keys import CONFIG, POOL
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 ROOT = Path(__file__).resolve().parent.parent
 SQL_DIR = ROOT / "sql"
@@ -20,8 +24,17 @@ MIGRATIONS_DIR = ROOT / "migrations"
 QUERY_HEADER = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
 
+# A connection of its own or one lent by the pool (`async with pool.acquire()`): the query
+# functions take either.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
+
+
 class Queries:
     """Named SQL statements with attribute access; built by load_queries()."""
+
+    if TYPE_CHECKING:
+        # The names come from sql/*.sql at start-up; a wrong one fails on first use in tests.
+        def __getattr__(self, name: str) -> str: ...
 
 
 def load_queries(directory: Path = SQL_DIR) -> Queries:
@@ -40,7 +53,7 @@ def load_queries(directory: Path = SQL_DIR) -> Queries:
             found[name] = text.strip()
     # A frozen dataclass: a typo such as q.insert_sesion_log is an AttributeError at once.
     cls = make_dataclass("Queries", list(found), frozen=True, slots=True, bases=(Queries,))
-    return cls(**found)
+    return cast(Queries, cls(**found))
 
 
 def migration_ids(directory: Path = MIGRATIONS_DIR) -> frozenset[str]:
@@ -59,14 +72,14 @@ def _encode_jsonb(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
-async def _init_connection(conn: asyncpg.Connection) -> None:
+async def _init_connection(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     for type_name in ("json", "jsonb"):
         await conn.set_type_codec(
             type_name, encoder=_encode_jsonb, decoder=orjson.loads, schema="pg_catalog"
         )
 
 
-async def create_pool(config) -> asyncpg.Pool:
+async def create_pool(config: Config) -> asyncpg.Pool[asyncpg.Record]:
     """Create the pool without connecting: the service starts, and heals, while the DB is down."""
     return await asyncpg.create_pool(
         config.database_url,
@@ -84,7 +97,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[POOL].close()
 
 
-async def pending_migrations(conn: asyncpg.Connection, on_disk: frozenset[str]) -> set[str]:
+async def pending_migrations(conn: Connection, on_disk: frozenset[str]) -> set[str]:
     """Return the migrations on disk that yoyo has not applied to this database."""
     try:
         rows = await conn.fetch("SELECT migration_id FROM _yoyo_migration")

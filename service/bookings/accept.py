@@ -10,7 +10,7 @@ from datetime import UTC
 import asyncpg
 from aiohttp import web
 
-from service.db import Queries
+from service.db import Connection, Queries
 from service.http.errors import BadGateway, Conflict, Forbidden, NotFound
 from service.http.payloads import json_response, parse_uuid, parse_uuid_text, read_json
 from service.keys import CONFIG, POOL, QUERIES
@@ -42,7 +42,7 @@ async def accept_request(request: web.Request) -> web.Response:
 
 
 async def accept_when_free(
-    pool: asyncpg.Pool,
+    pool: asyncpg.Pool[asyncpg.Record],
     q: Queries,
     zoom: ZoomClient,
     request_id: uuid.UUID,
@@ -70,7 +70,7 @@ async def accept_when_free(
 
 
 async def accept(
-    conn: asyncpg.Connection,
+    conn: Connection,
     q: Queries,
     zoom: ZoomClient,
     request_id: uuid.UUID,
@@ -90,9 +90,13 @@ async def accept(
     try:
         async with conn.transaction():
             row = await conn.fetchrow(q.lock_booking_request, request_id)
-            booking_id = existing_booking(row, request_id, coach_id)
+            if row is None:
+                raise NotFound(
+                    "booking_request_not_found", f"No booking request with id {request_id}."
+                )
+            booking_id = existing_booking(row, coach_id)
             if booking_id is not None:
-                return await conn.fetchrow(q.select_booking, booking_id), False
+                return await read_booking(conn, q, booking_id), False
             starts_at = row["starts_at"].astimezone(UTC)
             meeting = await zoom.create_meeting(
                 topic=f"TeachTape coaching session, {starts_at:%Y-%m-%d %H:%M} UTC",
@@ -111,7 +115,7 @@ async def accept(
             if await conn.fetchval(q.accept_booking_request, request_id, booking_id) is None:
                 raise RuntimeError(f"booking request {request_id} stopped being pending under lock")
             # Read back after the linking trigger ran: an orphan meeting.ended completes it.
-            booking = await conn.fetchrow(q.select_booking, booking_id)
+            booking = await read_booking(conn, q, booking_id)
             committing = True  # leaving the block commits
     except BaseException as exc:
         if meeting is None:
@@ -131,22 +135,27 @@ async def accept(
     return booking, True
 
 
-def existing_booking(
-    row: asyncpg.Record | None, request_id: uuid.UUID, coach_id: uuid.UUID
-) -> uuid.UUID | None:
-    """The booking of an already accepted request, None for a pending one; else 404/403/409."""
-    if row is None:
-        raise NotFound("booking_request_not_found", f"No booking request with id {request_id}.")
+def existing_booking(row: asyncpg.Record, coach_id: uuid.UUID) -> uuid.UUID | None:
+    """The booking of an already accepted request, None for a pending one; else 403/409."""
     if row["coach_id"] != coach_id:
         raise Forbidden("not_your_request", "This booking request was made to another coach.")
-    if row["status"] == "accepted" and row["booking_id"] is not None:
-        return row["booking_id"]
+    booking_id: uuid.UUID | None = row["booking_id"]
+    if row["status"] == "accepted" and booking_id is not None:
+        return booking_id
     if row["status"] != "pending":
         raise Conflict(
             "request_not_pending",
             f"The booking request is {row['status']} and can no longer be accepted.",
         )
     return None
+
+
+async def read_booking(conn: Connection, q: Queries, booking_id: uuid.UUID) -> asyncpg.Record:
+    """Read a booking this transaction found or wrote (a request's booking_id references it)."""
+    booking = await conn.fetchrow(q.select_booking, booking_id)
+    if booking is None:
+        raise RuntimeError(f"booking {booking_id} is missing inside the accept transaction")
+    return booking
 
 
 async def delete_stray_meeting(zoom: ZoomClient, meeting_id: str) -> None:

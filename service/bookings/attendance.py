@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from service.webhook.events import (
     MEETING_ENDED,
@@ -39,6 +39,13 @@ from service.webhook.events import (
 
 START_CLICK = "start_meeting"
 JOIN_CLICK = "join_meeting"
+
+
+class Row(Protocol):
+    """A stored row read by column name: an asyncpg Record, or a plain dict."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+    def get(self, key: str, /) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -86,7 +93,7 @@ def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def fact_from_row(row: Mapping[str, Any]) -> ZoomFact:
+def fact_from_row(row: Row) -> ZoomFact:
     """Read a stored zoom_webhook_events row: its type, time, raw body and stored columns.
 
     The raw body is preferred (it holds the host id and every participant id); a row without
@@ -302,7 +309,7 @@ def attendance(
     }
 
 
-def _participant_order(summary: Mapping[str, Any]) -> tuple:
+def _participant_order(summary: Mapping[str, Any]) -> tuple[str, str, str, str]:
     intervals = summary["intervals"]
     first = intervals[0]["joined_at"].isoformat() if intervals else "~"
     return (first, summary["name"] or "", summary["email"] or "", summary["user_id"] or "")

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from service.bookings.attendance import attendance, fact_from_row
 from service.bookings.timeline import timeline
-from service.db import Queries
+from service.db import Connection, Queries
 from service.http.errors import BadRequest, Conflict, NotFound
 from service.http.payloads import json_response, parse_uuid_text
 from service.keys import CONFIG, POOL, QUERIES
@@ -74,7 +74,7 @@ def parse_include(value: str | None) -> bool:
 
 
 async def existing_booking(
-    conn: asyncpg.Connection | asyncpg.Pool, q: Queries, raw: str
+    conn: Connection | asyncpg.Pool[asyncpg.Record], q: Queries, raw: str
 ) -> asyncpg.Record:
     """Return the booking named in the path, or 404 when the id is malformed or unknown."""
     booking_id = parse_uuid_text(raw, "booking")
@@ -85,14 +85,15 @@ async def existing_booking(
 
 
 async def existing_booking_id(
-    conn: asyncpg.Connection | asyncpg.Pool, q: Queries, raw: str
+    conn: Connection | asyncpg.Pool[asyncpg.Record], q: Queries, raw: str
 ) -> uuid.UUID:
     """Return the booking id from the path, or 404 when it is malformed or unknown."""
-    return (await existing_booking(conn, q, raw))["id"]
+    booking_id: uuid.UUID = (await existing_booking(conn, q, raw))["id"]
+    return booking_id
 
 
 async def read_audit_trail(
-    conn: asyncpg.Connection, q: Queries, raw_id: str
+    conn: Connection, q: Queries, raw_id: str
 ) -> tuple[uuid.UUID, list[asyncpg.Record], list[asyncpg.Record]]:
     """Read a booking's events and clicks from one snapshot; 404 for an unknown booking."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
-from service.bookings.attendance import (
-    JOIN_CLICK,
+from service.bookings.attendance import JOIN_CLICK, START_CLICK, Row, ZoomFact, group_people
+from service.webhook.events import (
     MEETING_ENDED,
     MEETING_STARTED,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
-    START_CLICK,
-    ZoomFact,
-    group_people,
 )
 
 CLICKS = {
@@ -52,9 +49,7 @@ def describe(fact: ZoomFact, *, is_host: bool, unmatched_leave: bool) -> str:
     return f"Zoom sent {fact.event_type or 'an event without a type'}"
 
 
-def timeline(
-    events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Mapping[str, Any]]
-) -> list[dict[str, Any]]:
+def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> list[dict[str, Any]]:
     """Merge clicks and Zoom events, oldest first, each with at, kind, actor and description.
 
     events are (event id, ZoomFact) pairs; clicks are zoom_session_logs rows.

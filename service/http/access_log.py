@@ -15,10 +15,11 @@ import secrets
 import sys
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 ACCESS_LOGGER = "service.access"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -74,7 +75,7 @@ class AccessLines:
     MAX_BUFFER = 64 * 1024
 
     def __init__(self) -> None:
-        self.stream = None  # a binary stream, set by configure_logging
+        self.stream: IO[bytes] | None = None  # set by configure_logging
         self._buffer = bytearray()
         self._pending: asyncio.TimerHandle | None = None
 
@@ -126,7 +127,7 @@ def utc_timestamp() -> str:
     return f"{_second_shown[1]}.{millisecond:03d}+00:00"
 
 
-def configure_logging(level: str = "INFO", stream=None) -> None:
+def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Send every log record to stderr (or stream) as JSON lines."""
     # Our lines carry none of these: skip collecting them per record (the logging HOWTO's
     # "Optimization" section; about 2 of 12 µs per access line, measured).
@@ -153,7 +154,7 @@ def request_id_for(request: web.Request) -> str:
 
 
 # What a handler adds to its request's access line (the webhook: event type and meeting id).
-LOG_FIELDS = web.RequestKey("log_fields", dict)
+LOG_FIELDS: web.RequestKey[dict[str, str]] = web.RequestKey("log_fields", dict)
 
 
 def annotate(request: web.Request, **fields: str) -> None:
@@ -165,13 +166,14 @@ def annotate(request: web.Request, **fields: str) -> None:
 
 
 @web.middleware
-async def access_log_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def access_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Log one line per request and echo X-Request-Id; outermost, so it sees the final status."""
     request_id = request_id_for(request)
     token = request_id_var.set(request_id)
     # Handlers add to this dict (annotate()); set up front, since a missing key is a slow
     # KeyError inside request.get().
-    request[LOG_FIELDS] = annotations = {}
+    annotations: dict[str, str] = {}
+    request[LOG_FIELDS] = annotations
     started = time.perf_counter()
     status = 500
     try:

@@ -6,6 +6,7 @@ import functools
 import hmac
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from service.http.errors import Unauthorized
 from service.keys import CONFIG
@@ -33,13 +34,17 @@ def internal_routes(table: web.RouteTableDef) -> list[web.RouteDef]:
     every request, Zoom's webhook included, which needs no token (measured: about 2 % of the
     service's CPU under webhook load).
     """
-    return [
-        web.RouteDef(route.method, route.path, _requiring_token(route.handler), route.kwargs)
-        for route in table
-    ]
+    guarded = []
+    for route in table:
+        if not isinstance(route, web.RouteDef):
+            raise TypeError(f"only handler routes can require a token, not {route!r}")
+        guarded.append(
+            web.RouteDef(route.method, route.path, _requiring_token(route.handler), route.kwargs)
+        )
+    return guarded
 
 
-def _requiring_token(handler):
+def _requiring_token(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def checked(request: web.Request) -> web.StreamResponse:
         require_internal_caller(request)

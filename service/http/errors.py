@@ -8,6 +8,7 @@ import logging
 import asyncpg
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +41,6 @@ class NotFound(ApiError):
 
 class Conflict(ApiError):
     status = 409
-
-
-class PayloadTooLarge(ApiError):
-    status = 413
 
 
 class Unprocessable(ApiError):
@@ -108,7 +105,7 @@ def database_unavailable() -> web.Response:
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer every failure with the JSON error body; never a stack trace."""
     try:
         return await handler(request)

@@ -14,7 +14,7 @@ UUID = {"type": "string", "format": "uuid"}
 TIME = {"type": "string", "format": "date-time"}
 NULLABLE_TIME = {"type": ["string", "null"], "format": "date-time"}
 NULLABLE_TEXT = {"type": ["string", "null"]}
-INTERNAL = [{"internalToken": []}]
+INTERNAL: list[dict[str, list[str]]] = [{"internalToken": []}]
 # The id the examples use (for a booking, a booking request and a coach alike).
 EXAMPLE_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
 EXAMPLE_MEETING_ID = "85746065432"

@@ -108,6 +108,7 @@ def dedupe_key(
     identifies the event itself: its type, event_ts, the meeting instance (uuid, and the meeting
     id, which a retry never changes) and, for participant events, who the participant is.
     """
+    identity: list[str] | tuple[str, ...]
     if participant:
         identity = [text_or_none(participant.get(name)) or "" for name in IDENTITY_FIELDS]
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import asyncpg
 import orjson
@@ -115,7 +116,7 @@ def verify_delivery(config: Config, request: web.Request, raw: bytes) -> Signatu
     )
 
 
-def annotate_delivery(request: web.Request, body: dict) -> None:
+def annotate_delivery(request: web.Request, body: dict[str, Any]) -> None:
     """Put the event type and meeting id (nothing about participants) on the access line."""
     event = body.get("event")
     if isinstance(event, str):

@@ -15,14 +15,18 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import asyncpg
 import orjson
 
-from service.db import Queries
+from service.db import Connection, Queries
 from service.http.errors import is_database_unavailable
 from service.http.metrics import Metrics
 from service.webhook.events import WebhookEvent
+
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +43,7 @@ class Overloaded(Exception):
     """The ingest queue is full (or the event waited too long): answer 503 so that Zoom retries."""
 
 
-async def store_events(
-    conn: asyncpg.Connection, q: Queries, events: Sequence[WebhookEvent]
-) -> set[bytes]:
+async def store_events(conn: Connection, q: Queries, events: Sequence[WebhookEvent]) -> set[bytes]:
     """Store events atomically in one statement; return the dedupe keys that were new."""
     rows = await conn.fetch(q.store_webhook_events, batch_json(events))
     return {bytes(r[0]) for r in rows}
@@ -103,7 +105,7 @@ class EventStore:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: asyncpg.Pool[asyncpg.Record],
         queries: Queries,
         metrics: Metrics,
         *,
@@ -112,7 +114,7 @@ class EventStore:
         max_batch: int = 512,
         writers: int = 4,
         max_wait: float = 2.0,
-    ):
+    ) -> None:
         self.pool = pool
         self.queries = queries
         self.acquire_timeout = acquire_timeout
@@ -205,7 +207,7 @@ class EventStore:
 
     async def _write_loop(self, index: int) -> None:
         # Each writer keeps its pool connection between batches: no acquire, no reset query.
-        conn: asyncpg.Connection | None = None
+        conn: PoolConnectionProxy[asyncpg.Record] | None = None
         wakeup = self._work if index == 0 else self._backlog
         threshold = 1 if index == 0 else self.backlog
         try:
@@ -239,14 +241,15 @@ class EventStore:
 
     def _take_batch(self) -> list[Waiter]:
         """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
-        queue, batch = self._queue, []
+        queue = self._queue
+        batch: list[Waiter] = []
         while queue and len(batch) < self.max_batch:
             item = queue.popleft()
             if not item[1].done():  # expired (already answered 503) or cancelled
                 batch.append(item)
         return batch
 
-    async def _commit(self, conn: asyncpg.Connection, batch: list[Waiter]) -> bool:
+    async def _commit(self, conn: Connection, batch: list[Waiter]) -> bool:
         """Store the batch and answer its waiters; False when the connection is unusable."""
         # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
         unique = sorted({e.dedupe_key: e for e, _, _ in batch}.values(), key=_by_dedupe_key)
@@ -275,7 +278,7 @@ class EventStore:
                 _fail(batch, exc)
                 return True
             # A bad event must not sink its neighbours: store each on its own.
-            groups: dict[bytes, list] = {}
+            groups: dict[bytes, list[Waiter]] = {}
             for item in batch:
                 groups.setdefault(item[0].dedupe_key, []).append(item)
             for items in groups.values():

@@ -20,7 +20,7 @@ from aiohttp import web
 
 from service.config import Config, ZoomApiCredentials
 from service.http.errors import BadGateway, Unavailable
-from service.keys import CONFIG, HTTP, ZOOM
+from service.keys import CONFIG, ZOOM
 
 log = logging.getLogger(__name__)
 
@@ -377,6 +377,5 @@ async def zoom_ctx(app: web.Application) -> AsyncIterator[None]:
     """One shared HTTP session for Zoom, and the client when credentials are configured."""
     config = app[CONFIG]
     async with aiohttp.ClientSession(raise_for_status=False) as session:
-        app[HTTP] = session
         app[ZOOM] = ZoomClient.from_config(session, config) if config.zoom_api else None
         yield
