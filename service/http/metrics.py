@@ -25,6 +25,8 @@ DELIVERY_OUTCOMES = (
     "rejected_overload",
     "unavailable",
 )
+# Every outcome of reconciling one booking (service/jobs/reconcile.py).
+RECONCILE_OUTCOMES = ("recovered", "complete", "no_meeting", "pending", "failed")
 
 
 @dataclass
@@ -37,6 +39,15 @@ class Metrics:
     ingest_batch_size: Histogram
     ingest_queue_depth: Gauge
     database_errors: Counter
+    # zoom_reconciliations_total by outcome, zoom_reconcile_events_recovered_total, and
+    # zoom_api_calls_total by endpoint and status (HTTP status, "timeout" or "unreachable").
+    reconciliations: Counter
+    events_recovered: Counter
+    zoom_api_calls: Counter
+
+    def count_zoom_call(self, endpoint: str, status: str) -> None:
+        """Count one exchange with Zoom's API."""
+        self.zoom_api_calls.labels(endpoint, status).inc()
 
     @classmethod
     def create(cls) -> Metrics:
@@ -47,6 +58,14 @@ class Metrics:
             ["outcome"],
             registry=registry,
         )
+        reconciliations = Counter(
+            "zoom_reconciliations",
+            "Bookings reconciled with Zoom's API, by outcome.",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in RECONCILE_OUTCOMES:
+            reconciliations.labels(outcome)
         return cls(
             registry=registry,
             delivered={outcome: deliveries.labels(outcome) for outcome in DELIVERY_OUTCOMES},
@@ -70,6 +89,18 @@ class Metrics:
             database_errors=Counter(
                 "zoom_webhook_database_errors",
                 "Group-commit transactions that failed (each waiter of the batch got 503).",
+                registry=registry,
+            ),
+            reconciliations=reconciliations,
+            events_recovered=Counter(
+                "zoom_reconcile_events_recovered",
+                "Events stored from Zoom's API that no webhook delivery had recorded.",
+                registry=registry,
+            ),
+            zoom_api_calls=Counter(
+                "zoom_api_calls",
+                "Exchanges with Zoom's REST API and OAuth endpoint, by endpoint and status.",
+                ["endpoint", "status"],
                 registry=registry,
             ),
         )

@@ -1,4 +1,8 @@
-"""ZoomClient: Server-to-Server OAuth token cache and the Meeting API calls the service makes."""
+"""ZoomClient: Server-to-Server OAuth token cache and the Meeting API calls the service makes.
+
+Accept creates, reads and deletes meetings; reconciliation reads what happened in past ones
+(instances, an instance's details, its paged participant report).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from aiohttp import web
 
 from service.config import Config, ZoomApiCredentials
 from service.http.errors import BadGateway, Unavailable
-from service.keys import CONFIG, ZOOM
+from service.keys import CONFIG, METRICS, ZOOM
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +35,29 @@ INVALID_TOKEN_CODE = 124
 # Below this much time left, another attempt cannot finish: give up with 502 at once.
 MIN_ATTEMPT_SECONDS = 0.05
 MAX_MESSAGE_CHARS = 300
+# The participant report's largest page (Zoom's default is 30).
+REPORT_PAGE_SIZE = 300
+# More 429s than this on one call end it even when Zoom asks for no wait at all.
+MAX_RATE_LIMITED_ATTEMPTS = 10
+# What the metrics call each endpoint (the path with its ids left out).
+ENDPOINT_INSTANCES = "GET /past_meetings/{meetingId}/instances"
+ENDPOINT_DETAILS = "GET /past_meetings/{meetingUUID}"
+ENDPOINT_PARTICIPANTS = "GET /report/meetings/{meetingUUID}/participants"
+
+
+class ZoomNotFound(BadGateway):
+    """Zoom answered 404 (code 3001 and the like): it knows no such meeting or instance."""
+
+
+class ZoomRateLimited(BadGateway):
+    """Zoom's rate limit outlasts what the caller may wait: the rest waits for the next run."""
+
+
+@dataclass
+class RateLimitAllowance:
+    """How long a run may still spend waiting out 429s, shared by all of its calls."""
+
+    seconds_left: float
 
 
 @dataclass(frozen=True)
@@ -105,6 +132,18 @@ def retry_after_seconds(value: str | None, now: datetime) -> float | None:
     return max(0.0, (when - now).total_seconds())
 
 
+def encode_meeting_uuid(meeting_uuid: str) -> str:
+    """A meeting UUID as a path segment: encoded twice when it begins with "/" or holds "//".
+
+    Zoom decodes such a path once more itself; encoded only once, the UUID loses its slashes
+    and Zoom answers 404.
+    """
+    once = quote(meeting_uuid, safe="")
+    if meeting_uuid.startswith("/") or "//" in meeting_uuid:
+        return quote(once, safe="")
+    return once
+
+
 def describe(reply: Reply) -> str:
     """A sentence naming Zoom's HTTP status, code and message (never our request's secrets)."""
     code, message = reply.zoom_error()
@@ -130,6 +169,7 @@ class ZoomClient:
         max_attempts: int,
         retry_backoff: float,
         clock: Callable[[], float] = time.monotonic,
+        count_call: Callable[[str, str], None] | None = None,
     ):
         self.session = session
         self.credentials = credentials
@@ -141,13 +181,20 @@ class ZoomClient:
         self.max_attempts = max(1, max_attempts)
         self.retry_backoff = retry_backoff
         self.clock = clock
+        # Called with (endpoint, HTTP status or "timeout"/"unreachable") for every exchange.
+        self.count_call = count_call or _count_nothing
         self._token: str | None = None
         self._token_renew_at = 0.0
         # Per-process cache guard: concurrent callers wait for one token fetch, not one each.
         self._token_lock = asyncio.Lock()
 
     @classmethod
-    def from_config(cls, session: aiohttp.ClientSession, config: Config) -> ZoomClient:
+    def from_config(
+        cls,
+        session: aiohttp.ClientSession,
+        config: Config,
+        count_call: Callable[[str, str], None] | None = None,
+    ) -> ZoomClient:
         assert config.zoom_api is not None
         return cls(
             session,
@@ -159,6 +206,7 @@ class ZoomClient:
             budget=config.zoom_budget_seconds,
             max_attempts=config.zoom_max_attempts,
             retry_backoff=config.zoom_retry_backoff_seconds,
+            count_call=count_call,
         )
 
     def deadline(self) -> float:
@@ -199,18 +247,80 @@ class ZoomClient:
         path = f"/meetings/{quote(meeting_id, safe='')}?schedule_for_reminder=false"
         await self._api("DELETE", path, deadline=deadline)
 
+    async def past_meeting_instances(
+        self, meeting_id: str, *, deadline: float, allowance: RateLimitAllowance
+    ) -> list[dict[str, Any]]:
+        """The meeting's ended instances (uuid, start_time); ZoomNotFound if it never ran."""
+        path = f"/past_meetings/{quote(meeting_id, safe='')}/instances"
+        data = await self._api(
+            "GET", path, deadline=deadline, allowance=allowance, endpoint=ENDPOINT_INSTANCES
+        )
+        meetings = data.get("meetings") if isinstance(data, dict) else None
+        if not isinstance(meetings, list):
+            raise BadGateway("zoom_bad_response", "Zoom's list of instances has no meetings.")
+        return [m for m in meetings if isinstance(m, dict)]
+
+    async def past_meeting_details(
+        self, meeting_uuid: str, *, deadline: float, allowance: RateLimitAllowance
+    ) -> dict[str, Any]:
+        """One instance's details: start_time, end_time (once ended), host_id and more."""
+        path = f"/past_meetings/{encode_meeting_uuid(meeting_uuid)}"
+        data = await self._api(
+            "GET", path, deadline=deadline, allowance=allowance, endpoint=ENDPOINT_DETAILS
+        )
+        if not isinstance(data, dict):
+            raise BadGateway("zoom_bad_response", "Zoom's meeting details were empty.")
+        return data
+
+    async def meeting_participants_report(
+        self, meeting_uuid: str, *, deadline: float, allowance: RateLimitAllowance
+    ) -> list[dict[str, Any]]:
+        """Every record (one per join) of an instance's participant report, all pages read."""
+        base = f"/report/meetings/{encode_meeting_uuid(meeting_uuid)}/participants"
+        records: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            path = f"{base}?page_size={REPORT_PAGE_SIZE}"
+            if token:
+                path += f"&next_page_token={quote(token, safe='')}"
+            data = await self._api(
+                "GET", path, deadline=deadline, allowance=allowance, endpoint=ENDPOINT_PARTICIPANTS
+            )
+            page = data.get("participants") if isinstance(data, dict) else None
+            if not isinstance(page, list):
+                raise BadGateway("zoom_bad_response", "Zoom's report page has no participants.")
+            records += [r for r in page if isinstance(r, dict)]
+            token = data.get("next_page_token") or ""
+            if not isinstance(token, str) or not token:
+                return records
+
     async def _api(
-        self, method: str, path: str, *, body: Any = None, deadline: float | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        deadline: float | None = None,
+        allowance: RateLimitAllowance | None = None,
+        endpoint: str | None = None,
     ) -> Any:
-        """Call the REST API; on a rejected token fetch one fresh token and try once more."""
+        """Call the REST API; on a rejected token fetch one fresh token and try once more.
+
+        With an allowance, 429s are waited out as Retry-After says while the allowance lasts.
+        """
         deadline = self.deadline() if deadline is None else deadline
+        endpoint = endpoint or f"{method} {path.partition('?')[0]}"
         token = await self._access_token(deadline)
-        reply = await self._bearer_request(method, path, token, body, deadline)
+        reply = await self._bearer_request(method, path, token, body, deadline, endpoint, allowance)
         if reply.token_rejected:
             token = await self._access_token(deadline, rejected=token)
-            reply = await self._bearer_request(method, path, token, body, deadline)
+            reply = await self._bearer_request(
+                method, path, token, body, deadline, endpoint, allowance
+            )
         if not reply.ok:
             self._log_failure(method, path, reply)
+            if reply.status == 404:
+                raise ZoomNotFound("zoom_not_found", describe(reply))
             code = "zoom_rate_limited" if reply.status == 429 else "zoom_error"
             raise BadGateway(code, describe(reply))
         if reply.status == 204 or not reply.body:
@@ -222,13 +332,22 @@ class ZoomClient:
         return data
 
     async def _bearer_request(
-        self, method: str, path: str, token: str, body: Any, deadline: float
+        self,
+        method: str,
+        path: str,
+        token: str,
+        body: Any,
+        deadline: float,
+        endpoint: str,
+        allowance: RateLimitAllowance | None,
     ) -> Reply:
         headers = {"Authorization": f"Bearer {token}"}
         if body is not None:
             headers["Content-Type"] = "application/json"
         data = orjson.dumps(body) if body is not None else None
-        return await self._request(method, self.api_url + path, headers, data, deadline, path)
+        return await self._request(
+            method, self.api_url + path, headers, data, deadline, path, endpoint, allowance
+        )
 
     async def _access_token(self, deadline: float, *, rejected: str | None = None) -> str:
         """The cached token, fetched when absent, about to expire, or just rejected by Zoom."""
@@ -269,6 +388,7 @@ class ZoomClient:
             form.encode(),
             deadline,
             "oauth token",
+            "POST /oauth/token",
         )
         data = reply.json()
         if not reply.ok:
@@ -290,13 +410,18 @@ class ZoomClient:
         data: bytes | None,
         deadline: float,
         what: str,
+        endpoint: str,
+        allowance: RateLimitAllowance | None = None,
     ) -> Reply:
         """One exchange, repeated on 429, 5xx and refused connections, all within the deadline.
 
         A timeout is not repeated: a POST that timed out may have created the meeting, and
-        repeating it could create a second one.
+        repeating it could create a second one. With an allowance, a 429 is waited out apart
+        from the attempts, as long as the allowance and the deadline last; past that, or on a
+        daily limit, ZoomRateLimited.
         """
         attempt = 1
+        rate_limited = 0
         while True:
             remaining = deadline - self.clock()
             if remaining < MIN_ATTEMPT_SECONDS:
@@ -313,20 +438,28 @@ class ZoomClient:
                 ) as resp:
                     reply = Reply(resp.status, await resp.read(), resp.headers)
             except TimeoutError:
+                self.count_call(endpoint, "timeout")
                 log.warning("Zoom %s %s: no answer within %.1f s", method, what, timeout.total)
                 raise BadGateway("zoom_timeout", "Zoom did not answer in time.") from None
             except aiohttp.ClientConnectorError as exc:
+                self.count_call(endpoint, "unreachable")
                 # Nothing was sent, so trying again cannot create anything twice.
                 log.warning("Zoom %s %s: cannot connect (%s)", method, what, exc.os_error)
                 failure = BadGateway("zoom_unreachable", "Zoom cannot be reached.")
             except (aiohttp.ClientError, OSError) as exc:
+                self.count_call(endpoint, "unreachable")
                 log.warning("Zoom %s %s: %s", method, what, type(exc).__name__)
                 raise BadGateway("zoom_unreachable", "The connection to Zoom failed.") from None
             else:
+                self.count_call(endpoint, str(reply.status))
                 if not reply.retryable:
                     return reply
                 self._log_failure(method, what, reply)
                 retry_after = reply.headers.get("Retry-After")
+                if reply.status == 429 and allowance is not None:
+                    rate_limited += 1
+                    await self._wait_out_rate_limit(reply, deadline, allowance, rate_limited)
+                    continue
                 code = "zoom_rate_limited" if reply.status == 429 else "zoom_error"
                 failure = BadGateway(code, describe(reply))
             if attempt >= self.max_attempts:
@@ -339,6 +472,26 @@ class ZoomClient:
                 raise failure
             await asyncio.sleep(wait)
             attempt += 1
+
+    async def _wait_out_rate_limit(
+        self, reply: Reply, deadline: float, allowance: RateLimitAllowance, times: int
+    ) -> None:
+        """Sleep as long as the 429 asks, or raise ZoomRateLimited when that is not allowed."""
+        described = describe(reply)
+        if reply.headers.get("X-RateLimit-Type", "").casefold() == "daily-limit":
+            raise ZoomRateLimited("zoom_rate_limited", f"Zoom's daily rate limit: {described}")
+        wait = retry_after_seconds(reply.headers.get("Retry-After"), datetime.now(UTC))
+        if wait is None:
+            wait = self.retry_backoff * 2 ** min(times - 1, 6) * random.uniform(0.5, 1.0)
+        too_long = (
+            wait > allowance.seconds_left or self.clock() + wait + MIN_ATTEMPT_SECONDS > deadline
+        )
+        if too_long or times >= MAX_RATE_LIMITED_ATTEMPTS:
+            raise ZoomRateLimited(
+                "zoom_rate_limited", f"{described} (it asks for a wait of {wait:.0f} s)"
+            )
+        allowance.seconds_left -= wait
+        await asyncio.sleep(wait)
 
     @staticmethod
     def _log_failure(method: str, what: str, reply: Reply) -> None:
@@ -364,6 +517,10 @@ def meeting_from(data: Any) -> ZoomMeeting:
     return ZoomMeeting(id=str(meeting_id), join_url=join_url, start_url=start_url)
 
 
+def _count_nothing(endpoint: str, status: str) -> None:
+    """The default call counter of a client built without metrics."""
+
+
 def require_zoom(app: web.Application) -> ZoomClient:
     """The Zoom client, or 503 naming the variables to set when its credentials are missing."""
     zoom = app[ZOOM]
@@ -377,5 +534,7 @@ async def zoom_ctx(app: web.Application) -> AsyncIterator[None]:
     """One shared HTTP session for Zoom, and the client when credentials are configured."""
     config = app[CONFIG]
     async with aiohttp.ClientSession(raise_for_status=False) as session:
-        app[ZOOM] = ZoomClient.from_config(session, config) if config.zoom_api else None
+        count_call = app[METRICS].count_zoom_call
+        zoom = ZoomClient.from_config(session, config, count_call) if config.zoom_api else None
+        app[ZOOM] = zoom
         yield
