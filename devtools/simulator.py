@@ -193,7 +193,8 @@ async def deliver(
         return Answer(response.status, (await response.text()).strip())
 
 
-def describe(payload: dict[str, Any]) -> str:
+def delivery_label(payload: dict[str, Any]) -> str:
+    """Name a payload on the simulator's output line: its event, participant and meeting."""
     obj = payload["payload"]["object"]
     person = obj.get("participant")
     who = f" {person.get('user_name')}" if isinstance(person, dict) else ""
@@ -212,7 +213,7 @@ async def send_all(
     for payload in payloads:
         answer = await deliver(session, url, secret, payload)
         ok &= answer.ok
-        print(f"{describe(payload)} -> {answer.status} {answer.body}", file=out)
+        print(f"{delivery_label(payload)} -> {answer.status} {answer.body}", file=out)
     return ok
 
 
@@ -291,7 +292,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def meeting_from(args: argparse.Namespace, start: datetime) -> Meeting:
+def meeting_from_args(args: argparse.Namespace, start: datetime) -> Meeting:
+    """The meeting the command line names, starting at start."""
     return Meeting(
         meeting_id=args.meeting_id,
         uuid=args.uuid or meeting_uuid(args.meeting_id),
@@ -306,7 +308,7 @@ def payloads_for(args: argparse.Namespace, now: datetime) -> list[dict[str, Any]
     """The events a command line asks for."""
     if args.command == "session":
         start = args.start or now - timedelta(minutes=args.minutes)
-        meeting = meeting_from(args, start)
+        meeting = meeting_from_args(args, start)
         host = Person(args.host_name, args.host_email, meeting.host_id)
         guest = Person(args.guest_name, args.guest_email, derived_id("guest", args.guest_email))
         return session_events(meeting, host, guest)
@@ -317,7 +319,7 @@ def payloads_for(args: argparse.Namespace, now: datetime) -> list[dict[str, Any]
         start = at
     else:
         start = at - timedelta(minutes=args.minutes)
-    meeting = meeting_from(args, start)
+    meeting = meeting_from_args(args, start)
     if args.event_type not in PARTICIPANT_EVENTS:
         return [event_body(args.event_type, meeting, at)]
     if args.host:

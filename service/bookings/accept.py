@@ -89,20 +89,20 @@ async def accept(
     committing = False
     try:
         async with conn.transaction():
-            row = await conn.fetchrow(q.lock_booking_request, request_id)
-            if row is None:
+            locked_request = await conn.fetchrow(q.lock_booking_request, request_id)
+            if locked_request is None:
                 raise NotFound(
                     "booking_request_not_found", f"No booking request with id {request_id}."
                 )
-            booking_id = existing_booking(row, coach_id)
+            booking_id = accepted_booking_id(locked_request, coach_id)
             if booking_id is not None:
                 return await read_booking(conn, q, booking_id), False
-            starts_at = row["starts_at"].astimezone(UTC)
+            starts_at = locked_request["starts_at"].astimezone(UTC)
             meeting = await zoom.create_meeting(
                 topic=f"TeachTape coaching session, {starts_at:%Y-%m-%d %H:%M} UTC",
                 agenda=f"TeachTape booking request {request_id}",
                 start_time=starts_at,
-                duration_minutes=row["duration_minutes"],
+                duration_minutes=locked_request["duration_minutes"],
                 deadline=deadline,
             )
             booking_id = await conn.fetchval(
@@ -135,17 +135,17 @@ async def accept(
     return booking, True
 
 
-def existing_booking(row: asyncpg.Record, coach_id: uuid.UUID) -> uuid.UUID | None:
+def accepted_booking_id(locked_request: asyncpg.Record, coach_id: uuid.UUID) -> uuid.UUID | None:
     """The booking of an already accepted request, None for a pending one; else 403/409."""
-    if row["coach_id"] != coach_id:
+    if locked_request["coach_id"] != coach_id:
         raise Forbidden("not_your_request", "This booking request was made to another coach.")
-    booking_id: uuid.UUID | None = row["booking_id"]
-    if row["status"] == "accepted" and booking_id is not None:
+    booking_id: uuid.UUID | None = locked_request["booking_id"]
+    if locked_request["status"] == "accepted" and booking_id is not None:
         return booking_id
-    if row["status"] != "pending":
+    if locked_request["status"] != "pending":
         raise Conflict(
             "request_not_pending",
-            f"The booking request is {row['status']} and can no longer be accepted.",
+            f"The booking request is {locked_request['status']} and can no longer be accepted.",
         )
     return None
 

@@ -73,7 +73,7 @@ def parse_include(value: str | None) -> bool:
     raise BadRequest("invalid_include", f"include may only be 'raw', got {value!r}.")
 
 
-async def existing_booking(
+async def booking_from_path(
     conn: Connection | asyncpg.Pool[asyncpg.Record], q: Queries, raw: str
 ) -> asyncpg.Record:
     """Return the booking named in the path, or 404 when the id is malformed or unknown."""
@@ -84,11 +84,11 @@ async def existing_booking(
     return booking
 
 
-async def existing_booking_id(
+async def booking_id_from_path(
     conn: Connection | asyncpg.Pool[asyncpg.Record], q: Queries, raw: str
 ) -> uuid.UUID:
     """Return the booking id from the path, or 404 when it is malformed or unknown."""
-    booking_id: uuid.UUID = (await existing_booking(conn, q, raw))["id"]
+    booking_id: uuid.UUID = (await booking_from_path(conn, q, raw))["id"]
     return booking_id
 
 
@@ -97,7 +97,7 @@ async def read_audit_trail(
 ) -> tuple[uuid.UUID, list[asyncpg.Record], list[asyncpg.Record]]:
     """Read a booking's events and clicks from one snapshot; 404 for an unknown booking."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
-        booking_id = await existing_booking_id(conn, q, raw_id)
+        booking_id = await booking_id_from_path(conn, q, raw_id)
         events = await conn.fetch(q.select_booking_events, booking_id)
         clicks = await conn.fetch(q.select_session_logs, booking_id)
     return booking_id, events, clicks
@@ -111,7 +111,7 @@ async def list_zoom_events(request: web.Request) -> web.Response:
     position = decode_cursor(after) if after is not None else FIRST_POSITION
     include_raw = parse_include(request.query.get("include"))
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking_id = await existing_booking_id(pool, q, request.match_info["id"])
+    booking_id = await booking_id_from_path(pool, q, request.match_info["id"])
     # One row more than asked says whether another page exists.
     rows = await pool.fetch(
         q.select_booking_events_page, booking_id, *position, limit + 1, include_raw
@@ -131,7 +131,7 @@ async def list_zoom_events(request: web.Request) -> web.Response:
 @routes.get("/api/bookings/{id}/zoom-logs")
 async def list_zoom_logs(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking_id = await existing_booking_id(pool, q, request.match_info["id"])
+    booking_id = await booking_id_from_path(pool, q, request.match_info["id"])
     rows = await pool.fetch(q.select_session_logs, booking_id)
     return json_response({"items": [dict(r) for r in rows]})
 
@@ -161,7 +161,7 @@ async def get_start_url(request: web.Request) -> web.Response:
     """Ask Zoom for the meeting: the start_url stored at acceptance expires after ~2 hours."""
     zoom = require_zoom(request.app)
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking = await existing_booking(pool, q, request.match_info["id"])
+    booking = await booking_from_path(pool, q, request.match_info["id"])
     booking_id = booking["id"]
     meeting_id = booking["zoom_meeting_id"]
     if not meeting_id:

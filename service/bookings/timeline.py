@@ -34,7 +34,7 @@ def who(fact: ZoomFact) -> str:
     return fact.name or fact.email or fact.stable_id or "A participant without a name"
 
 
-def describe(fact: ZoomFact, *, is_host: bool, unmatched_leave: bool) -> str:
+def event_description(fact: ZoomFact, *, is_host: bool, unmatched_leave: bool) -> str:
     """Say in words what a Zoom event means."""
     if fact.event_type == MEETING_STARTED:
         return "Meeting started"
@@ -89,7 +89,9 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
                 "type": fact.event_type,
                 "actor": who(fact) if fact.is_participant_event else "zoom",
                 "actor_id": fact.stable_id or None,
-                "description": describe(fact, is_host=is_host, unmatched_leave=fact in unmatched),
+                "description": event_description(
+                    fact, is_host=is_host, unmatched_leave=fact in unmatched
+                ),
                 "id": event_id,
             }
         )

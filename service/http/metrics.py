@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -14,7 +15,7 @@ from service.keys import METRICS
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 # Every outcome of a webhook delivery; each is exported from the start, at 0 until it happens.
-DELIVERY_OUTCOMES = (
+DeliveryOutcome = Literal[
     "stored",
     "duplicate",
     "ignored",
@@ -24,7 +25,8 @@ DELIVERY_OUTCOMES = (
     "rejected_body",
     "rejected_overload",
     "unavailable",
-)
+]
+DELIVERY_OUTCOMES: tuple[DeliveryOutcome, ...] = get_args(DeliveryOutcome)
 # Every outcome of reconciling one booking (service/jobs/reconcile.py).
 RECONCILE_OUTCOMES = ("recovered", "complete", "no_meeting", "pending", "failed")
 
@@ -34,7 +36,7 @@ class Metrics:
     registry: CollectorRegistry
     # zoom_webhook_deliveries_total, one counter per outcome, looked up once: labels() per
     # delivery costs a lock and a dict of label values each time.
-    delivered: dict[str, Counter]
+    delivered: dict[DeliveryOutcome, Counter]
     ingest_seconds: Histogram
     ingest_batch_size: Histogram
     ingest_queue_depth: Gauge

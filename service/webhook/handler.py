@@ -13,6 +13,7 @@ from aiohttp import web
 from service.config import Config
 from service.http.access_log import annotate
 from service.http.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
+from service.http.metrics import DeliveryOutcome
 from service.http.payloads import json_response
 from service.keys import CONFIG, EVENT_STORE, METRICS
 from service.webhook.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
@@ -31,31 +32,43 @@ RETRY_SOON = {"Retry-After": "1"}
 REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
 
 
+# What a delivery comes to: the outcome it is counted under (zoom_webhook_deliveries_total), or
+# None for a failure that is no delivery's fault, and the response or the error to raise.
+Answer = tuple[DeliveryOutcome | None, web.Response | Exception]
+
+
 @routes.post("/api/zoom/webhook")
 async def receive_webhook(request: web.Request) -> web.Response:
-    config, delivered = request.app[CONFIG], request.app[METRICS].delivered
-    store = request.app[EVENT_STORE]
+    """Answer a delivery, then count its outcome once; an error goes on to the error middleware."""
+    outcome, answer = await answer_delivery(request)
+    if outcome is not None:
+        request.app[METRICS].delivered[outcome].inc()
+    if isinstance(answer, Exception):
+        raise answer
+    return answer
+
+
+async def answer_delivery(request: web.Request) -> Answer:
+    """Verify the delivery, then answer Zoom's CRC, ignore the event, or store it."""
+    config, store = request.app[CONFIG], request.app[EVENT_STORE]
     if store.full:
         # Shed load before the HMAC and the parse: when the queue is full those would only
         # slow down the events already waiting. Zoom retries a 503 whatever its signature.
-        delivered["rejected_overload"].inc()
-        raise overloaded(store.refusal)
+        return "rejected_overload", overloaded(store.refusal)
     # aiohttp refuses bodies over client_max_size (1 MiB) here, answering 413.
     raw = await request.read()
     check = verify_delivery(config, request, raw)
     if check is not SignatureCheck.OK:
-        reason = "timestamp" if check in TIMESTAMP_CHECKS else "signature"
-        delivered[f"rejected_{reason}"].inc()
-        raise Unauthorized(f"invalid_{reason}", check.reason)
+        if check in TIMESTAMP_CHECKS:
+            return "rejected_timestamp", Unauthorized("invalid_timestamp", check.reason)
+        return "rejected_signature", Unauthorized("invalid_signature", check.reason)
 
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        delivered["rejected_body"].inc()
-        raise BadRequest("invalid_json", "The body is not valid JSON.") from None
+        return "rejected_body", BadRequest("invalid_json", "The body is not valid JSON.")
     if not isinstance(body, dict):
-        delivered["rejected_body"].inc()
-        raise BadRequest("invalid_body", "The body must be a JSON object.")
+        return "rejected_body", BadRequest("invalid_body", "The body must be a JSON object.")
 
     event_type = body.get("event")
     annotate_delivery(request, body)
@@ -63,44 +76,37 @@ async def receive_webhook(request: web.Request) -> web.Response:
         payload = body.get("payload")
         plain_token = payload.get("plainToken") if isinstance(payload, dict) else None
         if not isinstance(plain_token, str) or not plain_token:
-            delivered["rejected_body"].inc()
-            raise BadRequest("invalid_body", "payload.plainToken must be a non-empty string.")
-        delivered["url_validation"].inc()
-        return json_response(url_validation(config.webhook_secrets[0], plain_token))
+            message = "payload.plainToken must be a non-empty string."
+            return "rejected_body", BadRequest("invalid_body", message)
+        answer = url_validation(config.webhook_secrets[0], plain_token)
+        return "url_validation", json_response(answer)
 
     # A non-string event (a list or object would not even hash) is just another event we ignore.
     if not isinstance(event_type, str) or event_type not in STORED_EVENTS:
-        delivered["ignored"].inc()
         shown = event_type if isinstance(event_type, str) else None
-        return json_response({"status": "ignored", "event": shown})
+        return "ignored", json_response({"status": "ignored", "event": shown})
 
     try:
         event = parse_event(body, raw)
     except InvalidEvent as exc:
-        delivered["rejected_body"].inc()
-        raise BadRequest("invalid_event", f"{exc}.") from None
+        return "rejected_body", BadRequest("invalid_event", f"{exc}.")
 
     try:
         is_new = await store.store(event)
     except Overloaded as exc:
-        delivered["rejected_overload"].inc()
         # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
-        raise overloaded(str(exc)) from None
+        return "rejected_overload", overloaded(str(exc))
     except REFUSED_BY_DATABASE as exc:
         # Only this event: a batch that fails so is retried event by event (ingest.py).
-        delivered["rejected_body"].inc()
         # The database's message may quote a value (a participant's name): log only its code.
         log.warning("the database refused a webhook event: SQLSTATE %s", exc.sqlstate)
-        raise BadRequest(
-            "invalid_event", "The event cannot be stored: a value is out of range or too large."
-        ) from None
+        message = "The event cannot be stored: a value is out of range or too large."
+        return "rejected_body", BadRequest("invalid_event", message)
     except Exception as exc:
-        if is_database_unavailable(exc):
-            delivered["unavailable"].inc()
-        raise  # the error middleware answers 503, and Zoom retries
-    outcome = "stored" if is_new else "duplicate"
-    delivered[outcome].inc()
-    return json_response({"status": outcome, "event": event_type})
+        # The error middleware answers 503 to an outage, and Zoom retries.
+        return ("unavailable" if is_database_unavailable(exc) else None), exc
+    outcome: DeliveryOutcome = "stored" if is_new else "duplicate"
+    return outcome, json_response({"status": outcome, "event": event_type})
 
 
 def verify_delivery(config: Config, request: web.Request, raw: bytes) -> SignatureCheck:

@@ -15,6 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -35,8 +36,14 @@ log = logging.getLogger(__name__)
 # per event (a timer armed and cancelled per event was a measurable share of the hot path).
 EXPIRY_CHECK_SECONDS = 0.05
 
-# A waiting event: what to store, who waits for it, and when it was queued (loop time).
-Waiter = tuple[WebhookEvent, "asyncio.Future[bool]", float]
+
+@dataclass(slots=True)
+class Waiter:
+    """A queued event: what to store, the future its delivery awaits, and when it was queued."""
+
+    event: WebhookEvent
+    future: asyncio.Future[bool]
+    queued_at: float  # loop time
 
 
 class Overloaded(Exception):
@@ -183,7 +190,7 @@ class EventStore:
         loop = self._loop or asyncio.get_running_loop()
         queued_at = loop.time()
         future: asyncio.Future[bool] = loop.create_future()
-        self._queue.append((event, future, queued_at))
+        self._queue.append(Waiter(event, future, queued_at))
         self._work.set()
         if len(self._queue) >= self.backlog:
             self._backlog.set()
@@ -199,11 +206,13 @@ class EventStore:
             await asyncio.sleep(EXPIRY_CHECK_SECONDS)
             cutoff = loop.time() - self.max_wait
             for waiters in (self._queue, *self._in_flight.values()):
-                for _, future, queued_at in waiters:
-                    if queued_at > cutoff:
+                for waiter in waiters:
+                    if waiter.queued_at > cutoff:
                         break  # oldest first: the rest are younger
-                    if not future.done():
-                        future.set_exception(Overloaded("The event waited too long to be stored."))
+                    if not waiter.future.done():
+                        waiter.future.set_exception(
+                            Overloaded("The event waited too long to be stored.")
+                        )
 
     async def _write_loop(self, index: int) -> None:
         # Each writer keeps its pool connection between batches: no acquire, no reset query.
@@ -244,15 +253,15 @@ class EventStore:
         queue = self._queue
         batch: list[Waiter] = []
         while queue and len(batch) < self.max_batch:
-            item = queue.popleft()
-            if not item[1].done():  # expired (already answered 503) or cancelled
-                batch.append(item)
+            waiter = queue.popleft()
+            if not waiter.future.done():  # expired (already answered 503) or cancelled
+                batch.append(waiter)
         return batch
 
     async def _commit(self, conn: Connection, batch: list[Waiter]) -> bool:
         """Store the batch and answer its waiters; False when the connection is unusable."""
         # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
-        unique = sorted({e.dedupe_key: e for e, _, _ in batch}.values(), key=_by_dedupe_key)
+        unique = sorted({w.event.dedupe_key: w.event for w in batch}.values(), key=_by_dedupe_key)
         self._batch_size.observe(len(unique))
         try:
             new_keys = await store_events(conn, self.queries, unique)
@@ -279,18 +288,18 @@ class EventStore:
                 return True
             # A bad event must not sink its neighbours: store each on its own.
             groups: dict[bytes, list[Waiter]] = {}
-            for item in batch:
-                groups.setdefault(item[0].dedupe_key, []).append(item)
-            for items in groups.values():
-                if not await self._commit(conn, items):
+            for waiter in batch:
+                groups.setdefault(waiter.event.dedupe_key, []).append(waiter)
+            for same_event in groups.values():
+                if not await self._commit(conn, same_event):
                     return False
             return True
-        for event, future, _ in batch:
-            if not future.done():
-                key = event.dedupe_key
+        for waiter in batch:
+            if not waiter.future.done():
+                key = waiter.event.dedupe_key
                 is_new = key in new_keys
                 new_keys.discard(key)  # a second delivery of it in this batch is a duplicate
-                future.set_result(is_new)
+                waiter.future.set_result(is_new)
         return True
 
 
@@ -299,6 +308,6 @@ def _by_dedupe_key(event: WebhookEvent) -> bytes:
 
 
 def _fail(batch: list[Waiter], exc: BaseException) -> None:
-    for _, future, _ in batch:
-        if not future.done():
-            future.set_exception(exc)
+    for waiter in batch:
+        if not waiter.future.done():
+            waiter.future.set_exception(exc)

@@ -144,7 +144,7 @@ def encode_meeting_uuid(meeting_uuid: str) -> str:
     return once
 
 
-def describe(reply: Reply) -> str:
+def zoom_error_sentence(reply: Reply) -> str:
     """A sentence naming Zoom's HTTP status, code and message (never our request's secrets)."""
     code, message = reply.zoom_error()
     text = f"Zoom answered HTTP {reply.status}"
@@ -235,12 +235,12 @@ class ZoomClient:
         # "@" is legal in a path segment: an email host user stays readable in the URL.
         user = quote(self.credentials.host_user, safe="@")
         data = await self._api("POST", f"/users/{user}/meetings", body=body, deadline=deadline)
-        return meeting_from(data)
+        return meeting_from_zoom(data)
 
     async def get_meeting(self, meeting_id: str, *, deadline: float | None = None) -> ZoomMeeting:
         """Read a meeting; its `start_url` is freshly signed (the stored one expires in ~2 h)."""
         path = f"/meetings/{quote(meeting_id, safe='')}"
-        return meeting_from(await self._api("GET", path, deadline=deadline))
+        return meeting_from_zoom(await self._api("GET", path, deadline=deadline))
 
     async def delete_meeting(self, meeting_id: str, *, deadline: float | None = None) -> None:
         """Delete a meeting; no notification mail goes to the host."""
@@ -320,9 +320,9 @@ class ZoomClient:
         if not reply.ok:
             self._log_failure(method, path, reply)
             if reply.status == 404:
-                raise ZoomNotFound("zoom_not_found", describe(reply))
+                raise ZoomNotFound("zoom_not_found", zoom_error_sentence(reply))
             code = "zoom_rate_limited" if reply.status == 429 else "zoom_error"
-            raise BadGateway(code, describe(reply))
+            raise BadGateway(code, zoom_error_sentence(reply))
         if reply.status == 204 or not reply.body:
             return None
         data = reply.json()
@@ -393,7 +393,7 @@ class ZoomClient:
         data = reply.json()
         if not reply.ok:
             self._log_failure("POST", "oauth token", reply)
-            refusal = f"Zoom refused the Server-to-Server OAuth token: {describe(reply)}"
+            refusal = f"Zoom refused the Server-to-Server OAuth token: {zoom_error_sentence(reply)}"
             raise BadGateway("zoom_auth_failed", refusal)
         token = data.get("access_token") if isinstance(data, dict) else None
         expires_in = data.get("expires_in") if isinstance(data, dict) else None
@@ -461,7 +461,7 @@ class ZoomClient:
                     await self._wait_out_rate_limit(reply, deadline, allowance, rate_limited)
                     continue
                 code = "zoom_rate_limited" if reply.status == 429 else "zoom_error"
-                failure = BadGateway(code, describe(reply))
+                failure = BadGateway(code, zoom_error_sentence(reply))
             if attempt >= self.max_attempts:
                 raise failure
             wait = retry_after_seconds(retry_after, datetime.now(UTC))
@@ -477,7 +477,7 @@ class ZoomClient:
         self, reply: Reply, deadline: float, allowance: RateLimitAllowance, times: int
     ) -> None:
         """Sleep as long as the 429 asks, or raise ZoomRateLimited when that is not allowed."""
-        described = describe(reply)
+        described = zoom_error_sentence(reply)
         if reply.headers.get("X-RateLimit-Type", "").casefold() == "daily-limit":
             raise ZoomRateLimited("zoom_rate_limited", f"Zoom's daily rate limit: {described}")
         wait = retry_after_seconds(reply.headers.get("Retry-After"), datetime.now(UTC))
@@ -506,7 +506,7 @@ class ZoomClient:
         )
 
 
-def meeting_from(data: Any) -> ZoomMeeting:
+def meeting_from_zoom(data: Any) -> ZoomMeeting:
     """Take id, join_url and start_url from Zoom's meeting object, or 502 when they are missing."""
     meeting_id = data.get("id") if isinstance(data, dict) else None
     if isinstance(meeting_id, bool) or not isinstance(meeting_id, int | str) or not meeting_id:
