@@ -68,20 +68,18 @@ def serve() -> int:
     return 0
 
 
-# Collect the youngest objects after 50 000 net allocations, not 700. Requests waiting for
-# their batch keep thousands of objects alive, and each collection walked all of them again:
-# at twice the sustainable rate (4 096 connections) the collector took 5.2 s of a 12 s run
-# and the service stored 3 800 events/s; with these thresholds 0.24 s and 7 300 events/s
-# (gc.callbacks, same load). At 64 connections it ran 6 times in 12 s instead of 114. Objects
-# in reference cycles wait longer to be freed; the queue bounds how many requests make them.
+# Collect the youngest objects after 50 000 net allocations, not 700: requests waiting for
+# their batch keep thousands of objects alive, and under overload walking them again at every
+# collection took much of the CPU (README, Performance). Objects in reference cycles wait
+# longer to be freed; the queue bounds how many requests make them.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
 async def tune_garbage_collection(app: web.Application) -> None:
     """Exempt what start-up made from collection, and collect less often under load.
 
-    A full collection otherwise walks every module, the app and the pool while requests wait:
-    20-35 ms each under the bench's load (measured with gc.callbacks), enough to show in p99.
+    A full collection otherwise walks every module, the app and the pool while requests wait,
+    long enough to show in the p99 latency (README, Performance).
     """
     gc.collect()
     gc.freeze()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-# Names the seed's earlier code and docs used; we refuse to read them, but say what to do.
+# Names earlier versions of this service and its docs used for the secret; we refuse to read
+# them, but say what to do.
 LEGACY_SECRET_NAMES = ("ZOOM_VERIFICATION_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN")
 ZOOM_API_VARIABLES = ("ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_HOST_USER")
 

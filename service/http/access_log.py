@@ -29,8 +29,7 @@ REQUEST_ID_SHAPE = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 # Made request ids: a random per-process prefix and a counter, 32 hex digits in all. Unique
-# across replicas without asking the OS for randomness on every request (uuid4 did, at a
-# measured 4 % of the service's CPU under load).
+# across replicas without asking the OS for randomness on every request, as uuid4 did.
 _REQUEST_ID_PREFIX = secrets.token_hex(8)
 _request_counter = itertools.count(1)
 
@@ -65,7 +64,7 @@ class AccessLines:
     """The access lines of a serving process, handed to the stream in batches.
 
     At thousands of webhooks a second, `logging` per access line (a LogRecord, the formatter,
-    a write and a flush each) cost about a fifth of the service's CPU, measured with py-spy.
+    a write and a flush each) took a large share of the service's CPU (README, Performance).
     Here the same JSON line is one orjson call into a buffer, written at most FLUSH_SECONDS
     later (or once MAX_BUFFER fills) and at shutdown. Without an attached stream (tests,
     library use) each line goes through the `service.access` logger instead.
@@ -116,8 +115,8 @@ _second_shown: tuple[int, str] = (0, "")
 def utc_timestamp() -> str:
     """Now as ISO 8601 with milliseconds, as JsonFormatter writes it.
 
-    The date and time are formatted once a second: isoformat() for every access line cost
-    about 3 % of the service's CPU under load (py-spy).
+    The date and time are formatted once a second, because isoformat() for every access line
+    showed in the service's CPU profile under load.
     """
     global _second_shown
     second, millisecond = divmod(time.time_ns() // 1_000_000, 1000)
@@ -130,7 +129,7 @@ def utc_timestamp() -> str:
 def configure_logging(level: str = "INFO", stream: IO[str] | None = None) -> None:
     """Send every log record to stderr (or stream) as JSON lines."""
     # Our lines carry none of these: skip collecting them per record (the logging HOWTO's
-    # "Optimization" section; about 2 of 12 µs per access line, measured).
+    # "Optimization" section).
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
@@ -194,7 +193,7 @@ async def access_log_middleware(request: web.Request, handler: Handler) -> web.S
             "method": request.method,
             "path": request.path,
             "status": status,
-            # Hundredths of a millisecond, rounded half up: a third of round()'s cost.
+            # Hundredths of a millisecond, rounded half up without round(), which costs more.
             "latency_ms": int((time.perf_counter() - started) * 100_000 + 0.5) / 100,
             "request_id": request_id,
         }

@@ -70,7 +70,7 @@ def booking_read(summary: str, schema: dict[str, Any], description: str) -> dict
     }
 
 
-# Shaped like Zoom's own examples (shared/zoom/examples).
+# Shaped like Zoom's own examples (tests/zoom_examples/).
 EXAMPLE_JOIN = {
     "event": "meeting.participant_joined",
     "event_ts": 1626230691572,

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-# How often waiting events are checked against max_wait: one timer for all, rather than one
-# per event (a timer armed and cancelled per event was a measurable share of the hot path).
+# How often waiting events are checked against max_wait: one timer for all, because arming
+# and cancelling one per event weighed on the hot path (README, Performance).
 EXPIRY_CHECK_SECONDS = 0.05
 
 
@@ -87,7 +87,7 @@ def new_event_ids(count: int) -> list[str]:
     Time-ordered ids go to the right-hand edge of the primary key's b-tree (migration 090). One
     random 74-bit value per batch, counted up per event (as in RFC 9562 6.2, method 2), keeps
     the ids of a batch distinct and in order, and costs one format per event instead of
-    big-integer work on fresh random bits for each (timeit: 0.23 against 0.56 us per event).
+    big-integer work on fresh random bits for each (README, Performance).
     """
     noise = int.from_bytes(os.urandom(10))  # one system call for the whole batch
     # version 7 | 12 random bits (rand_a): the first 16 hex digits, shared by the batch
@@ -133,9 +133,9 @@ class EventStore:
         self._queue: collections.deque[Waiter] = collections.deque()
         # The batch each writer is storing, by writer index, for the expiry check.
         self._in_flight: dict[int, list[Waiter]] = {}
-        # Writer 0 takes every batch; the others join only while a backlog waits. Measured on
-        # 2 cores: concurrent transactions compete for the same CPUs and the WAL flush, so
-        # one writer with bigger batches is faster, and helpers are for bursts and stalls.
+        # Writer 0 takes every batch; the others join only while a backlog waits, because
+        # concurrent transactions compete for the same CPUs and the WAL flush: one writer with
+        # bigger batches stores more (README, Performance), and helpers are for bursts and stalls.
         self.backlog = max(1, max_batch // 4)
         self._work = asyncio.Event()
         self._backlog = asyncio.Event()

@@ -36,7 +36,7 @@ REASONS = {
 def expected_signature(secret: str, timestamp: str, body: bytes) -> str:
     """Return v0=hex(HMAC-SHA256(secret, "v0:{timestamp}:{body}")) over the raw body bytes."""
     message = f"{SIGNATURE_VERSION}:{timestamp}:".encode() + body
-    # hmac.digest is OpenSSL's one-shot HMAC: a quarter cheaper than an hmac.new object.
+    # hmac.digest, OpenSSL's one-shot HMAC, skips building an hmac.new object on the hot path.
     return f"{SIGNATURE_VERSION}=" + hmac.digest(secret.encode(), message, "sha256").hex()
 
 
