@@ -21,10 +21,11 @@ from service.config import Config
 from service.db import create_pool, load_queries
 from service.http.errors import error_middleware
 from service.http.payloads import json_response
-from service.webhook.events import STORED_EVENTS, parse_event
+from service.webhook.events import parse_event
 from service.webhook.handler import verify_delivery
 from service.webhook.ingest import store_events
 from service.webhook.signature import SignatureCheck
+from service.zoom_payload import STORED_EVENTS
 
 POOL = web.AppKey("pool", object)
 

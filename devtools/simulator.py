@@ -28,16 +28,18 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
-from service.webhook.events import (
+from service.webhook.signature import expected_signature, url_validation
+from service.zoom_payload import (
     MEETING_ENDED,
     MEETING_STARTED,
+    OCCURRED_AT_FIELD,
     PARTICIPANT_EVENTS,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
     STORED_EVENTS,
     URL_VALIDATION,
+    format_time,
 )
-from service.webhook.signature import expected_signature, url_validation
 
 WEBHOOK_PATH = "/api/zoom/webhook"
 DEFAULT_URL = "http://127.0.0.1:8080"
@@ -89,8 +91,9 @@ def meeting_uuid(meeting_id: str) -> str:
     return derived_id("uuid", meeting_id) + "=="
 
 
-def zoom_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def time_field(event: str) -> str:
+    """The payload field service.zoom_payload reads the event's time from (join_time, ...)."""
+    return OCCURRED_AT_FIELD[event][1]
 
 
 def epoch_ms(value: datetime) -> int:
@@ -107,12 +110,12 @@ def event_body(
         "host_id": meeting.host_id,
         "topic": meeting.topic,
         "type": 2,
-        "start_time": zoom_time(meeting.start),
+        "start_time": format_time(meeting.start),
         "timezone": "UTC",
         "duration": meeting.minutes,
     }
     if event == MEETING_ENDED:
-        obj["end_time"] = zoom_time(at)
+        obj[time_field(MEETING_ENDED)] = format_time(at)
     if participant is not None:
         obj["participant"] = participant
     return {
@@ -131,14 +134,13 @@ def session_events(meeting: Meeting, host: Person, guest: Person) -> list[dict[s
     host_join, guest_join, guest_rejoin = "16778240", "16779264", "16780288"
 
     def joined(person: Person, user_id: str, at: datetime) -> dict[str, Any]:
-        return event_body(
-            PARTICIPANT_JOINED, meeting, at, person.participant(user_id, join_time=zoom_time(at))
-        )
+        details = person.participant(user_id, **{time_field(PARTICIPANT_JOINED): format_time(at)})
+        return event_body(PARTICIPANT_JOINED, meeting, at, details)
 
     def left(person: Person, user_id: str, at: datetime, reason: str) -> dict[str, Any]:
         details = person.participant(
             user_id,
-            leave_time=zoom_time(at),
+            **{time_field(PARTICIPANT_LEFT): format_time(at)},
             leave_reason=f"{person.name} left the meeting.<br>Reason: {reason}",
         )
         return event_body(PARTICIPANT_LEFT, meeting, at, details)
@@ -237,7 +239,7 @@ async def validate(session: aiohttp.ClientSession, url: str, secret: str, out: T
     return matches
 
 
-def parse_time(value: str) -> datetime:
+def cli_time(value: str) -> datetime:
     parsed = datetime.fromisoformat(value)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -269,12 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--host-id", help="host's Zoom user id (default: derived from the id)")
         sub.add_argument("--topic", default=Meeting.topic)
         sub.add_argument("--minutes", type=int, default=60, help="meeting length (default 60)")
-        sub.add_argument("--start", type=parse_time, help="when the meeting started, ISO 8601")
+        sub.add_argument("--start", type=cli_time, help="when the meeting started, ISO 8601")
 
     event = commands.add_parser("event", help="send one meeting event")
     event.add_argument("event_type", choices=sorted(STORED_EVENTS))
     meeting_options(event)
-    event.add_argument("--at", type=parse_time, help="when it happened, ISO 8601 (default now)")
+    event.add_argument("--at", type=cli_time, help="when it happened, ISO 8601 (default now)")
     event.add_argument("--name", default="Athlete Alex", help="participant name")
     event.add_argument("--email", default="athlete@example.com", help="participant email")
     event.add_argument("--participant-id", help="participant's stable Zoom id")
@@ -327,8 +329,7 @@ def payloads_for(args: argparse.Namespace, now: datetime) -> list[dict[str, Any]
     else:
         stable_id = args.participant_id or derived_id("guest", args.email)
     person = Person(args.name, args.email, stable_id)
-    field = "join_time" if args.event_type == PARTICIPANT_JOINED else "leave_time"
-    details = person.participant(args.user_id, **{field: zoom_time(at)})
+    details = person.participant(args.user_id, **{time_field(args.event_type): format_time(at)})
     return [event_body(args.event_type, meeting, at, details)]
 
 

@@ -161,7 +161,7 @@ async def test_a_leave_with_no_join_is_ignored_in_the_sums_but_kept_in_the_timel
     timeline = await get_json(client, f"/api/bookings/{booking['id']}/timeline", auth_headers)
     assert [e["description"] for e in timeline["items"]] == [
         "Meeting started",
-        "Jill Chill (jchill@example.com) left the meeting (no join was recorded before this leave)",
+        "Jill Chill (jchill@example.com) left the meeting (no join matches this leave)",
         "Meeting ended",
     ]
 

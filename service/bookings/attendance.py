@@ -30,11 +30,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from service.webhook.events import (
+from service.zoom_payload import (
     MEETING_ENDED,
     MEETING_STARTED,
+    PARTICIPANT_EVENTS,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
+    meeting_object,
+    participant_object,
+    read_meeting,
+    read_participant,
+    text,
 )
 
 START_CLICK = "start_meeting"
@@ -57,7 +63,7 @@ class ZoomFact:
     meeting_uuid: str = ""
     host_id: str = ""
     participant_uuid: str = ""
-    stable_id: str = ""  # participant_user_id, else the participant's Zoom id
+    stable_id: str = ""  # participant_user_id, else the participant's Zoom id (zoom_payload)
     zoom_id: str = ""  # the participant's `id`, compared with the meeting's host_id
     join_user_id: str = ""  # Zoom's per-join user_id
     email: str = ""
@@ -65,13 +71,17 @@ class ZoomFact:
 
     @property
     def is_participant_event(self) -> bool:
-        return self.event_type in (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
+        return self.event_type in PARTICIPANT_EVENTS
 
     @property
     def strong_keys(self) -> tuple[tuple[str, str], ...]:
-        email = self.email.casefold()
+        email = self.email.strip().casefold()
         keys = (("uuid", self.participant_uuid), ("id", self.stable_id), ("email", email))
         return tuple((kind, value) for kind, value in keys if value)
+
+    @property
+    def name_key(self) -> str:
+        return self.name.strip().casefold()
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,44 +95,37 @@ class Interval:
         return max(0.0, (self.counted_until - self.joined_at).total_seconds())
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, bool) or value is None:
-        return ""
-    if isinstance(value, (int, float)):
-        return str(value)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def fact_from_row(row: Row) -> ZoomFact:
     """Read a stored zoom_webhook_events row: its type, time, raw body and stored columns.
 
-    The raw body is preferred (it holds the host id and every participant id); a row without
-    one (written by hand) falls back to the stored columns.
+    The raw body is read with the same reader as at ingest (service.zoom_payload), so a person
+    is the same person at ingest and here; it holds the host id and every participant id. A row
+    without one (written by hand) falls back to the stored columns.
     """
-    event_type, raw_data = row["event_type"] or "", row.get("raw_data")
-    payload = raw_data.get("payload") if isinstance(raw_data, Mapping) else None
-    meeting = payload.get("object") if isinstance(payload, Mapping) else None
-    meeting = meeting if isinstance(meeting, Mapping) else {}
-    person = meeting.get("participant")
-    person = person if isinstance(person, Mapping) else {}
-    is_participant = event_type in (PARTICIPANT_JOINED, PARTICIPANT_LEFT)
-    zoom_id = _text(person.get("id"))
-    stable_id = _text(person.get("participant_user_id")) or zoom_id
-    if not person:
-        stable_id = _text(row.get("participant_user_id"))
-    email = _text(person.get("email")) or _text(row.get("participant_email"))
-    name = _text(person.get("user_name")) or _text(row.get("participant_name"))
+    event_type = row["event_type"] or ""
+    meeting = meeting_object(row.get("raw_data")) or {}
+    instance = read_meeting(meeting)
+    meeting_uuid = instance.uuid or text(row.get("meeting_uuid")) or ""
+    if event_type not in PARTICIPANT_EVENTS:
+        return ZoomFact(row["occurred_at"], event_type, meeting_uuid, instance.host_id or "")
+    person_object = participant_object(meeting)
+    if not person_object:
+        stable_id = text(row.get("participant_user_id"))  # all that a row without a body tells
+        person = read_participant({})
+    else:
+        person = read_participant(person_object)
+        stable_id = person.stable_id
     return ZoomFact(
         occurred_at=row["occurred_at"],
         event_type=event_type,
-        meeting_uuid=_text(meeting.get("uuid")) or _text(row.get("meeting_uuid")),
-        host_id=_text(meeting.get("host_id")),
-        participant_uuid=_text(person.get("participant_uuid")) if is_participant else "",
-        stable_id=stable_id if is_participant else "",
-        zoom_id=zoom_id if is_participant else "",
-        join_user_id=_text(person.get("user_id")) if is_participant else "",
-        email=email if is_participant else "",
-        name=name if is_participant else "",
+        meeting_uuid=meeting_uuid,
+        host_id=instance.host_id or "",
+        participant_uuid=person.participant_uuid or "",
+        stable_id=stable_id or "",
+        zoom_id=person.zoom_id or "",
+        join_user_id=person.join_user_id or "",
+        email=person.email or text(row.get("participant_email")) or "",
+        name=person.name or text(row.get("participant_name")) or "",
     )
 
 
@@ -132,7 +135,7 @@ def same_person(a: ZoomFact, b: ZoomFact) -> bool:
         return True
     if a.strong_keys and b.strong_keys:
         return False
-    return bool(a.name) and a.name.casefold() == b.name.casefold()
+    return bool(a.name_key) and a.name_key == b.name_key
 
 
 def group_people(facts: Iterable[ZoomFact]) -> list[list[ZoomFact]]:
@@ -187,30 +190,48 @@ def meeting_window(facts: Sequence[ZoomFact]) -> MeetingWindow:
     return MeetingWindow(starts[0].occurred_at if starts else None, ended_at, ends, last_known)
 
 
-def person_intervals(records: Sequence[ZoomFact], window: MeetingWindow) -> list[Interval]:
-    """Pair one person's joins and leaves, close open joins, clip to the meeting, and merge.
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """One person's joins and leaves, paired."""
 
-    Joins and leaves pair up within a join session first (same meeting instance and per-join
-    user_id, as Zoom sends them); what is left over (a leave whose user_id differs from its
-    join's) is paired across sessions in time order.
+    visits: list[tuple[datetime, datetime]]  # (join, leave) pairs
+    open_joins: list[ZoomFact]  # joins no leave closes
+    stray_leaves: list[
+        ZoomFact
+    ]  # leaves with no join: ignored in the sums, flagged in the timeline
+
+
+def pair_joins_and_leaves(records: Iterable[ZoomFact]) -> Pairing:
+    """Pair one person's joins and leaves: within a join session first, then across sessions.
+
+    A join session is one meeting instance and per-join user_id, as Zoom sends them; what is
+    left over (a leave whose user_id differs from its join's) is paired across sessions in time
+    order. This is the one definition of "a leave with no join".
     """
     sessions: dict[tuple[str, str], list[ZoomFact]] = {}
     for record in records:
         sessions.setdefault((record.meeting_uuid, record.join_user_id), []).append(record)
-    raw: list[tuple[datetime, datetime | None]] = []
+    visits: list[tuple[datetime, datetime]] = []
     leftovers: list[ZoomFact] = []
     for session in sessions.values():
         closed, unpaired = pair(session)
-        raw += closed
+        visits += closed
         leftovers += unpaired
     closed, unpaired = pair(leftovers)
-    raw += closed
+    visits += closed
+    return Pairing(
+        visits=visits,
+        open_joins=[r for r in unpaired if r.event_type == PARTICIPANT_JOINED],
+        stray_leaves=[r for r in unpaired if r.event_type == PARTICIPANT_LEFT],
+    )
+
+
+def person_intervals(records: Sequence[ZoomFact], window: MeetingWindow) -> list[Interval]:
+    """Pair one person's joins and leaves, close open joins, clip to the meeting, and merge."""
+    pairing = pair_joins_and_leaves(records)
+    raw: list[tuple[datetime, datetime | None]] = list(pairing.visits)
     # A join with no leave lasts until the meeting ended; a stray leave proves nothing.
-    raw += [
-        (r.occurred_at, window.end_after(r.occurred_at))
-        for r in unpaired
-        if r.event_type == PARTICIPANT_JOINED
-    ]
+    raw += [(r.occurred_at, window.end_after(r.occurred_at)) for r in pairing.open_joins]
     return merge(clip(raw, window))
 
 

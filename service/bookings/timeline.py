@@ -5,8 +5,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from service.bookings.attendance import JOIN_CLICK, START_CLICK, Row, ZoomFact, group_people
-from service.webhook.events import (
+from service.bookings.attendance import (
+    JOIN_CLICK,
+    START_CLICK,
+    Row,
+    ZoomFact,
+    group_people,
+    pair_joins_and_leaves,
+)
+from service.zoom_payload import (
     MEETING_ENDED,
     MEETING_STARTED,
     PARTICIPANT_JOINED,
@@ -44,7 +51,7 @@ def event_description(fact: ZoomFact, *, is_host: bool, unmatched_leave: bool) -
     if fact.event_type == PARTICIPANT_JOINED:
         return f"{who(fact)} joined the meeting{host}"
     if fact.event_type == PARTICIPANT_LEFT:
-        note = " (no join was recorded before this leave)" if unmatched_leave else ""
+        note = " (no join matches this leave)" if unmatched_leave else ""
         return f"{who(fact)} left the meeting{note}"
     return f"Zoom sent {fact.event_type or 'an event without a type'}"
 
@@ -57,14 +64,10 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
     events = list(events)
     facts = [fact for _, fact in events]
     host_ids = {f.host_id for f in facts if f.host_id}
+    # The leaves attendance leaves out of the sums, by the same pairing.
     unmatched: set[ZoomFact] = set()
     for person in group_people(f for f in facts if f.is_participant_event):
-        joins = [r.occurred_at for r in person if r.event_type == PARTICIPANT_JOINED]
-        first_join = min(joins, default=None)
-        for record in person:
-            if record.event_type == PARTICIPANT_LEFT:
-                if first_join is None or record.occurred_at < first_join:
-                    unmatched.add(record)
+        unmatched.update(pair_joins_and_leaves(person).stray_leaves)
 
     entries = []
     for click in clicks:

@@ -1,42 +1,27 @@
-"""Zoom meeting webhook payloads -> WebhookEvent rows; pure functions, no I/O."""
+"""A verified webhook body -> the WebhookEvent row stored for it, with its dedupe key; pure."""
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-MEETING_STARTED = "meeting.started"
-MEETING_ENDED = "meeting.ended"
-PARTICIPANT_JOINED = "meeting.participant_joined"
-PARTICIPANT_LEFT = "meeting.participant_left"
-URL_VALIDATION = "endpoint.url_validation"
-
-STORED_EVENTS = frozenset({MEETING_STARTED, MEETING_ENDED, PARTICIPANT_JOINED, PARTICIPANT_LEFT})
-PARTICIPANT_EVENTS = frozenset({PARTICIPANT_JOINED, PARTICIPANT_LEFT})
-
-# The payload time that says when the event happened; event_ts stands in when it is missing.
-OCCURRED_AT_FIELD = {
-    MEETING_STARTED: ("object", "start_time"),
-    MEETING_ENDED: ("object", "end_time"),
-    PARTICIPANT_JOINED: ("participant", "join_time"),
-    PARTICIPANT_LEFT: ("participant", "leave_time"),
-}
-
-# Zoom's meeting ids are 9 to 11 digits. A much longer one is not Zoom's, and PostgreSQL could
-# not even index it (a b-tree entry holds about 2.7 kB).
-MAX_MEETING_ID_CHARS = 255
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# event_ts bounds: 2000-01-01 .. 2200-01-01 in epoch milliseconds.
-EVENT_TS_RANGE = (946_684_800_000, 7_258_118_400_000)
-
-
-class InvalidEvent(ValueError):
-    """The payload cannot be stored: a required field is missing or of the wrong type."""
+from service.zoom_payload import (
+    OCCURRED_AT_FIELD,
+    PARTICIPANT_EVENTS,
+    STORED_EVENTS,
+    InvalidEvent,
+    meeting_id_text,
+    meeting_object,
+    occurred_at,
+    participant_object,
+    read_participant,
+    text,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,34 +42,33 @@ def parse_event(body: dict[str, Any], raw: bytes) -> WebhookEvent:
     event_type = body.get("event")
     if event_type not in STORED_EVENTS:
         raise InvalidEvent(f"event {event_type!r} is not a stored meeting event")
-    payload = body.get("payload")
-    meeting = payload.get("object") if isinstance(payload, dict) else None
-    if not isinstance(meeting, dict):
+    meeting = meeting_object(body)
+    if meeting is None:
         raise InvalidEvent("payload.object is required and must be an object")
     meeting_id = meeting_id_text(meeting.get("id"))
-    participant = meeting.get("participant")
+    participant = participant_object(meeting)
     if event_type in PARTICIPANT_EVENTS:
-        if not isinstance(participant, dict):
+        if participant is None:
             raise InvalidEvent("payload.object.participant is required for participant events")
     else:
-        participant = {}
+        participant = None
 
     event_ts = body.get("event_ts")
-    container, field = OCCURRED_AT_FIELD[event_type]
-    source = meeting if container == "object" else participant
-    occurred_at = parse_time(source.get(field)) or time_from_event_ts(event_ts)
-    if occurred_at is None:
+    moment = occurred_at(event_type, meeting, participant, event_ts)
+    if moment is None:
+        container, field = OCCURRED_AT_FIELD[event_type]
         raise InvalidEvent(f"neither {container}.{field} nor event_ts gives the event's time")
 
-    meeting_uuid = text_or_none(meeting.get("uuid"))
+    meeting_uuid = text(meeting.get("uuid"))
+    person = read_participant(participant) if participant is not None else None
     return WebhookEvent(
         event_type=event_type,
         zoom_meeting_id=meeting_id,
         meeting_uuid=meeting_uuid,
-        occurred_at=occurred_at,
-        participant_name=text_or_none(participant.get("user_name")),
-        participant_email=text_or_none(participant.get("email")),
-        participant_user_id=first_text(participant, ("participant_user_id", "id", "user_id")),
+        occurred_at=moment,
+        participant_name=person.name if person else None,
+        participant_email=person.email if person else None,
+        participant_user_id=person.stored_id if person else None,
         dedupe_key=dedupe_key(event_type, event_ts, meeting_id, meeting_uuid, participant),
         raw_data=raw_json_text(raw),
     )
@@ -100,7 +84,7 @@ def dedupe_key(
     event_ts: Any,
     meeting_id: str,
     meeting_uuid: str | None,
-    participant: dict[str, Any],
+    participant: Mapping[str, Any] | None,
 ) -> bytes:
     """Return the key under which redeliveries of one event collide.
 
@@ -110,78 +94,14 @@ def dedupe_key(
     """
     identity: list[str] | tuple[str, ...]
     if participant:
-        identity = [text_or_none(participant.get(name)) or "" for name in IDENTITY_FIELDS]
+        identity = [text(participant.get(name)) or "" for name in IDENTITY_FIELDS]
     else:
         identity = NO_IDENTITY  # meeting.started and meeting.ended
     material = orjson.dumps([event_type, str(event_ts), meeting_id, meeting_uuid, identity])
     return hashlib.sha256(material).digest()
 
 
-def meeting_id_text(value: Any) -> str:
-    """Zoom sends the meeting id as a JSON number or a digit string; store it as text."""
-    if isinstance(value, bool):
-        raise InvalidEvent("payload.object.id must be a number or a string")
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, str) and value.strip():
-        text = value.strip()
-    else:
-        raise InvalidEvent("payload.object.id is required (a number or a non-empty string)")
-    if len(text) > MAX_MEETING_ID_CHARS:
-        raise InvalidEvent(f"payload.object.id is longer than {MAX_MEETING_ID_CHARS} characters")
-    return clean_text(text)
-
-
-def parse_time(value: Any) -> datetime | None:
-    """Parse Zoom's ISO 8601 time ("2021-07-13T21:44:51Z"); None when absent or unreadable."""
-    if not isinstance(value, str) or not value.strip():
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Zoom's times are UTC
-    return parsed.astimezone(UTC)
-
-
-def time_from_event_ts(value: Any) -> datetime | None:
-    """Convert event_ts (epoch milliseconds), keeping the milliseconds exactly."""
-    if isinstance(value, str) and value.isascii() and value.isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    if not EVENT_TS_RANGE[0] <= value <= EVENT_TS_RANGE[1]:
-        return None
-    return EPOCH + timedelta(milliseconds=value)
-
-
-def text_or_none(value: Any) -> str | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str) and value != "":
-        return clean_text(value)
-    return None
-
-
-def first_text(source: dict[str, Any], names: tuple[str, ...]) -> str | None:
-    for name in names:
-        value = text_or_none(source.get(name))
-        if value is not None and value.strip():
-            return value
-    return None
-
-
-def clean_text(value: str) -> str:
-    # PostgreSQL text cannot hold NUL; keep the rest of the value rather than refuse the event.
-    return value.replace("\x00", "\ufffd")
-
-
 def raw_json_text(raw: bytes) -> str:
     """Return the body as text for the jsonb column (which cannot hold \\u0000 either)."""
-    text = raw.decode("utf-8")
-    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
+    decoded = raw.decode("utf-8")
+    return decoded.replace("\\u0000", "\\ufffd") if "\\u0000" in decoded else decoded

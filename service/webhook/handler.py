@@ -16,9 +16,10 @@ from service.http.errors import BadRequest, Unauthorized, Unavailable, is_databa
 from service.http.metrics import DeliveryOutcome
 from service.http.payloads import json_response
 from service.keys import CONFIG, EVENT_STORE, METRICS
-from service.webhook.events import STORED_EVENTS, URL_VALIDATION, InvalidEvent, parse_event
+from service.webhook.events import parse_event
 from service.webhook.ingest import Overloaded
 from service.webhook.signature import SignatureCheck, url_validation, verify
+from service.zoom_payload import STORED_EVENTS, URL_VALIDATION, InvalidEvent
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
