@@ -38,7 +38,11 @@ class Queries:
 
 
 def load_queries(directory: Path = SQL_DIR) -> Queries:
-    """Read every `-- name: x` statement under directory; fail fast on a duplicate or empty one."""
+    """Read every `-- name: x` statement in directory/*.sql; fail fast on a duplicate or empty one.
+
+    Only the files directly in directory: sql/functions/ holds the database functions the
+    migrations install (whole CREATE FUNCTION statements), which are not queries to load.
+    """
     found: dict[str, str] = {}
     for path in sorted(directory.glob("*.sql")):
         parts = QUERY_HEADER.split(path.read_text(encoding="utf-8"))

@@ -1,9 +1,9 @@
 -- name: store_webhook_events
--- Store a batch of events in one statement (migrations 070 and 080): per-meeting advisory locks
--- in key order, then insert linking each to its booking, skipping redeliveries (same
--- dedupe_key), then complete paid bookings for new meeting.ended rows. $1 is a JSON array with
--- one element per event: [event_type, zoom_meeting_id, meeting_uuid, occurred_at,
--- participant_name, participant_email, participant_user_id, dedupe_key as hex, raw_data].
+-- Store a batch of events in one statement: the function in
+-- sql/functions/store_zoom_webhook_events.sql, which says what it does. $1 is a JSON array with
+-- one ten-element array per event (batch_json in service/webhook/ingest.py): [event_type,
+-- zoom_meeting_id, meeting_uuid, occurred_at, participant_name, participant_email,
+-- participant_user_id, dedupe_key as hex, raw_data, id].
 -- One row per event actually inserted: its dedupe_key. No row: every event was a redelivery.
 SELECT k AS dedupe_key
   FROM store_zoom_webhook_events($1::jsonb) AS k;

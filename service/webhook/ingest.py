@@ -56,8 +56,24 @@ async def store_events(conn: Connection, q: Queries, events: Sequence[WebhookEve
     return {bytes(r[0]) for r in rows}
 
 
+# What each event's array holds, position by position: the order in which the function
+# (sql/functions/store_zoom_webhook_events.sql) reads `e ->> 0` to `e ->> 9`.
+BATCH_FIELDS = (
+    "event_type",
+    "zoom_meeting_id",
+    "meeting_uuid",
+    "occurred_at",
+    "participant_name",
+    "participant_email",
+    "participant_user_id",
+    "dedupe_key",
+    "raw_data",
+    "id",
+)
+
+
 def batch_json(events: Sequence[WebhookEvent]) -> str:
-    """The batch as store_zoom_webhook_events (migrations 080, 090) reads it: an array per event.
+    """The batch as store_zoom_webhook_events reads it: an array per event, in BATCH_FIELDS order.
 
     Each raw body goes in as it came (a Fragment is not re-serialised): it was parsed once to
     verify it, and PostgreSQL parses it once more as part of this document.
