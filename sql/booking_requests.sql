@@ -17,3 +17,13 @@ UPDATE booking_requests
  WHERE id = $1
    AND status = 'pending'
 RETURNING id;
+
+-- name: select_booking_schedule
+-- When a booking's meeting was planned: its request's start and end. $1 booking id.
+-- No row: the booking came without a request (the web app inserted it directly).
+SELECT r.starts_at,
+       r.starts_at + make_interval(mins => r.duration_minutes) AS ends_at
+  FROM booking_requests AS r
+ WHERE r.booking_id = $1
+ ORDER BY r.starts_at
+ LIMIT 1;

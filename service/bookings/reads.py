@@ -12,6 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from service.bookings.attendance import attendance, fact_from_row
+from service.bookings.picture import Schedule, attendance_svg
 from service.bookings.timeline import timeline
 from service.db import Connection, Queries
 from service.http.errors import BadRequest, Conflict, NotFound
@@ -103,6 +104,14 @@ async def read_audit_trail(
     return booking_id, events, clicks
 
 
+async def read_schedule(
+    conn: asyncpg.Connection, q: Queries, booking_id: uuid.UUID
+) -> Schedule | None:
+    """The booking's scheduled window, from its request; None for a booking without one."""
+    planned = await conn.fetchrow(q.select_booking_schedule, booking_id)
+    return Schedule(planned["starts_at"], planned["ends_at"]) if planned else None
+
+
 @routes.get("/api/bookings/{id}/zoom-events")
 async def list_zoom_events(request: web.Request) -> web.Response:
     parse_uuid_text(request.match_info["id"], "booking")  # a malformed id is 404 before all else
@@ -136,14 +145,37 @@ async def list_zoom_logs(request: web.Request) -> web.Response:
     return json_response({"items": [dict(r) for r in rows]})
 
 
+def summarise(
+    booking_id: uuid.UUID, events: list[asyncpg.Record], clicks: list[asyncpg.Record]
+) -> dict[str, Any]:
+    """The attendance summary both the JSON route and the picture show."""
+    facts = [fact_from_row(e) for e in events]
+    return attendance(booking_id, facts, [(c["action_type"], c["created_at"]) for c in clicks])
+
+
 @routes.get("/api/bookings/{id}/attendance")
 async def show_attendance(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
     async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
         booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
-    facts = [fact_from_row(e) for e in events]
-    return json_response(
-        attendance(booking_id, facts, [(c["action_type"], c["created_at"]) for c in clicks])
+    return json_response(summarise(booking_id, events, clicks))
+
+
+@routes.get("/api/bookings/{id}/attendance.svg")
+async def draw_attendance(request: web.Request) -> web.Response:
+    q, pool = request.app[QUERIES], request.app[POOL]
+    async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
+        booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
+        # Read apart from the events: a request's schedule never changes once it is accepted.
+        schedule = await read_schedule(conn, q, booking_id)
+    return web.Response(
+        body=attendance_svg(summarise(booking_id, events, clicks), schedule),
+        content_type="image/svg+xml",
+        # Opened directly in a browser, the picture may run nothing and load nothing.
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "X-Content-Type-Options": "nosniff",
+        },
     )
 
 

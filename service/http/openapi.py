@@ -400,6 +400,21 @@ PATHS: dict[str, Any] = {
     "/api/bookings/{id}/attendance": booking_read(
         "Who was in the booking's meeting, and when", ref("Attendance"), "The summary."
     ),
+    "/api/bookings/{id}/attendance.svg": {
+        "get": {
+            "summary": "The attendance drawn: schedule, meeting, a lane per participant, clicks",
+            "tags": ["reading"],
+            "security": INTERNAL,
+            "parameters": [BOOKING_ID],
+            "responses": {
+                "200": {
+                    "description": "A standalone SVG (no script, no external reference).",
+                    "content": {"image/svg+xml": {"schema": {"type": "string"}}},
+                },
+                **BOOKING_ERRORS,
+            },
+        }
+    },
     "/api/bookings/{id}/timeline": booking_read(
         "Clicks and Zoom events merged into one story, oldest first",
         ref("Timeline"),
