@@ -104,9 +104,7 @@ async def read_audit_trail(
     return booking_id, events, clicks
 
 
-async def read_schedule(
-    conn: asyncpg.Connection, q: Queries, booking_id: uuid.UUID
-) -> Schedule | None:
+async def read_schedule(conn: Connection, q: Queries, booking_id: uuid.UUID) -> Schedule | None:
     """The booking's scheduled window, from its request; None for a booking without one."""
     planned = await conn.fetchrow(q.select_booking_schedule, booking_id)
     return Schedule(planned["starts_at"], planned["ends_at"]) if planned else None
