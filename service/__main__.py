@@ -34,10 +34,7 @@ def serve() -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from aiohttp import web
-
-    from service.app import create_app
-    from service.http.access_log import ACCESS_LINES, configure_logging
+    from service.http.access_log import configure_logging
 
     configure_logging(os.environ.get("LOG_LEVEL", "").strip() or "INFO")
     if config.missing_zoom_api_variables:
@@ -45,6 +42,28 @@ def serve() -> int:
             "accepting booking requests is disabled until %s are set",
             ", ".join(config.missing_zoom_api_variables),
         )
+    if config.web_concurrency == 1:
+        return serve_in_this_process(config)
+    from service.processes import Supervisor
+
+    # Whatever start-up made is shared with the workers page by page until one writes to it.
+    gc.freeze()
+    supervisor = Supervisor(
+        config.web_concurrency,
+        lambda: serve_in_this_process(config, reuse_port=True),
+        # Each worker gives its requests SHUTDOWN_TIMEOUT_SECONDS; then a little for cleanup.
+        stop_timeout=SHUTDOWN_TIMEOUT_SECONDS + 5,
+    )
+    return supervisor.run()
+
+
+def serve_in_this_process(config: Config, *, reuse_port: bool = False) -> int:
+    """Serve until SIGTERM or SIGINT, then drain; reuse_port lets sibling workers share the port."""
+    from aiohttp import web
+
+    from service.app import create_app
+    from service.http.access_log import ACCESS_LINES
+
     try:
         import uvloop
     except ImportError:  # not on every platform; asyncio's own loop works, only slower
@@ -62,6 +81,7 @@ def serve() -> int:
         access_log=None,
         shutdown_timeout=SHUTDOWN_TIMEOUT_SECONDS,
         backlog=LISTEN_BACKLOG,
+        reuse_port=reuse_port or None,
     )
     ACCESS_LINES.flush()
     logging.getLogger("service").info("stopped")

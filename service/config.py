@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 # Names earlier versions of this service and its docs used for the secret; we refuse to read
 # them, but say what to do.
 LEGACY_SECRET_NAMES = ("ZOOM_VERIFICATION_TOKEN", "ZOOM_WEBHOOK_SECRET_TOKEN")
+# More processes than this on one machine is a typo, not a plan (each holds its own pool).
+MAX_WEB_CONCURRENCY = 64
 ZOOM_API_VARIABLES = ("ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_HOST_USER")
 
 
@@ -40,8 +42,13 @@ class Config:
     webhook_tolerance_seconds: int = 7200
     # A timestamp further ahead than this is refused whatever the tolerance (clock skew allowance).
     webhook_max_future_seconds: int = 300
+    # Server processes sharing the port (service/processes.py); each has its own pool.
+    web_concurrency: int = 1
     db_pool_min_size: int = 0
     db_pool_max_size: int = 10
+    # asyncpg's prepared statements per connection; 0 behind PgBouncer in transaction mode,
+    # where the next transaction may run on another server connection that never saw them.
+    db_statement_cache_size: int = 100
     # Zoom gives up on a delivery after 3 s, so waiting longer for the database helps nobody.
     db_connect_timeout_seconds: float = 2.0
     db_acquire_timeout_seconds: float = 2.5
@@ -84,6 +91,14 @@ class Config:
             port=int_setting(environ, "PORT", cls.port, low=1, high=65535),
             webhook_tolerance_seconds=int_setting(
                 environ, "WEBHOOK_TOLERANCE_SECONDS", cls.webhook_tolerance_seconds, low=1
+            ),
+            web_concurrency=int_setting(
+                environ, "WEB_CONCURRENCY", cls.web_concurrency, low=1, high=MAX_WEB_CONCURRENCY
+            ),
+            # Two at least: ingest's writer keeps one, and reads and accepts need another.
+            db_pool_max_size=int_setting(environ, "DB_POOL_MAX_SIZE", cls.db_pool_max_size, low=2),
+            db_statement_cache_size=int_setting(
+                environ, "DB_STATEMENT_CACHE_SIZE", cls.db_statement_cache_size, low=0
             ),
             ingest_queue_size=int_setting(
                 environ, "INGEST_QUEUE_SIZE", cls.ingest_queue_size, low=1

@@ -92,6 +92,7 @@ async def create_pool(config: Config) -> asyncpg.Pool[asyncpg.Record]:
         timeout=config.db_connect_timeout_seconds,
         init=_init_connection,
         command_timeout=30,
+        statement_cache_size=config.db_statement_cache_size,
     )
 
 

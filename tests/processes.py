@@ -84,6 +84,24 @@ class Service:
         return self.process.wait(timeout=timeout)
 
 
+def child_pids(pid: int) -> set[int]:
+    """The processes pid started that still run (its workers, under WEB_CONCURRENCY > 1)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(child) for child in text.split()}
+
+
+def is_running(pid: int) -> bool:
+    """True while pid exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
 def wait_until_healthy(url: str, process: subprocess.Popen, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -48,6 +48,17 @@ def test_defaults_and_lists_are_read():
     assert set(config.missing_zoom_api_variables) == set(ZOOM_API)
 
 
+def test_processes_and_pool_settings_are_read_with_their_defaults():
+    defaults = Config.from_env(BASE)
+    assert (defaults.web_concurrency, defaults.db_pool_max_size) == (1, 10)
+    assert defaults.db_statement_cache_size == 100
+    config = Config.from_env(
+        {**BASE, "WEB_CONCURRENCY": "2", "DB_POOL_MAX_SIZE": "4", "DB_STATEMENT_CACHE_SIZE": "0"}
+    )
+    assert (config.web_concurrency, config.db_pool_max_size) == (2, 4)
+    assert config.db_statement_cache_size == 0
+
+
 def test_zoom_api_credentials_are_read_when_all_are_set():
     config = Config.from_env({**BASE, **ZOOM_API, "ZOOM_API_URL": "http://127.0.0.1:9/v2/"})
     assert config.zoom_api.host_user == "coach-host@example.com"
@@ -87,6 +98,10 @@ def test_legacy_secret_name_is_not_read_and_the_error_says_rename(legacy):
         ("PORT", "70000"),
         ("WEBHOOK_TOLERANCE_SECONDS", "0"),
         ("ZOOM_API_URL", "x"),
+        ("WEB_CONCURRENCY", "0"),
+        ("WEB_CONCURRENCY", "two"),
+        ("DB_POOL_MAX_SIZE", "1"),
+        ("DB_STATEMENT_CACHE_SIZE", "-1"),
     ],
 )
 def test_malformed_setting_is_named(name, value):

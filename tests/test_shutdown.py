@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import orjson
 import psycopg
+import pytest
 
 from service.__main__ import SHUTDOWN_TIMEOUT_SECONDS
 from tests.processes import Service, http, running_service
@@ -35,7 +36,10 @@ def stored_meeting_ids(database_url: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def test_sigterm_under_load_loses_no_answered_event_and_exits_0(database_url, clean_database):
+@pytest.mark.parametrize("processes", ["1", "2"])
+def test_sigterm_under_load_loses_no_answered_event_and_exits_0(
+    database_url, clean_database, processes
+):
     answered: dict[int, int | None] = {}
     enough = threading.Event()
 
@@ -44,7 +48,10 @@ def test_sigterm_under_load_loses_no_answered_event_and_exits_0(database_url, cl
         if len(answered) >= 30:
             enough.set()
 
-    with running_service(database_url) as service, psycopg.connect(database_url) as lock:
+    with (
+        running_service(database_url, WEB_CONCURRENCY=processes) as service,
+        psycopg.connect(database_url) as lock,
+    ):
         with ThreadPoolExecutor(max_workers=16) as pool, ThreadPoolExecutor(1) as aside:
             for meeting_id in range(1, LOAD_REQUESTS + 1):
                 pool.submit(one, meeting_id)

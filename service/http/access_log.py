@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import os
 import re
 import secrets
 import sys
@@ -32,6 +33,15 @@ RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "as
 # across replicas without asking the OS for randomness on every request, as uuid4 did.
 _REQUEST_ID_PREFIX = secrets.token_hex(8)
 _request_counter = itertools.count(1)
+
+
+def _new_request_id_prefix() -> None:
+    """Give a forked worker (WEB_CONCURRENCY > 1) request ids of its own."""
+    global _REQUEST_ID_PREFIX
+    _REQUEST_ID_PREFIX = secrets.token_hex(8)
+
+
+os.register_at_fork(after_in_child=_new_request_id_prefix)
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
