@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -58,7 +59,7 @@ def database_url() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def test_config(database_url: str, **overrides) -> Config:
+def test_config(database_url: str, **overrides: Any) -> Config:
     """The configuration tests run the app with; override any field by keyword."""
     config = Config(
         database_url=database_url,
@@ -91,9 +92,53 @@ def clean_database(database_url: str) -> Iterator[None]:
         conn.execute(f"TRUNCATE {', '.join(APP_TABLES)} RESTART IDENTITY CASCADE")
 
 
+@dataclass(frozen=True)
+class DatabaseRoute:
+    """How the app under test reaches PostgreSQL: its URL and its prepared-statement cache."""
+
+    url: str
+    statement_cache_size: int = 100
+
+    def settings(self) -> dict[str, Any]:
+        return {"database_url": self.url, "db_statement_cache_size": self.statement_cache_size}
+
+
+@pytest.fixture(scope="session")
+def pgbouncer_url(database_url: str) -> Iterator[str]:
+    """The test database through PgBouncer in transaction mode, started for this session."""
+    from tests.pgbouncer import PgBouncerUnavailable, running_pgbouncer
+
+    try:
+        bouncer = running_pgbouncer(database_url)
+        url = bouncer.__enter__()
+    except PgBouncerUnavailable as exc:
+        pytest.skip(f"PgBouncer is not available: {exc}")
+    try:
+        yield url
+    finally:
+        bouncer.__exit__(None, None, None)
+
+
 @pytest.fixture
-def config(database_url: str) -> Config:
-    return test_config(database_url)
+def database_route(request: pytest.FixtureRequest, database_url: str) -> DatabaseRoute:
+    """Straight to PostgreSQL; in modules marked `pgbouncer_too`, also through PgBouncer."""
+    if getattr(request, "param", "direct") == "pgbouncer":
+        return DatabaseRoute(request.getfixturevalue("pgbouncer_url"), statement_cache_size=0)
+    return DatabaseRoute(database_url)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # A module marked `pgbouncer_too` runs each test using the app twice: straight to
+    # PostgreSQL, and through PgBouncer in transaction mode with no statement cache.
+    if "database_route" in metafunc.fixturenames and metafunc.definition.get_closest_marker(
+        "pgbouncer_too"
+    ):
+        metafunc.parametrize("database_route", ["direct", "pgbouncer"], indirect=True)
+
+
+@pytest.fixture
+def config(database_route: DatabaseRoute) -> Config:
+    return test_config(**database_route.settings())
 
 
 @pytest.fixture
@@ -148,6 +193,10 @@ def zoom_config(database_url: str, fake: FakeZoom, **overrides) -> Config:
 
 
 @pytest.fixture
-async def zoom_client(aiohttp_client, database_url: str, fake_zoom: FakeZoom, clean_database):
+async def zoom_client(
+    aiohttp_client, database_route: DatabaseRoute, fake_zoom: FakeZoom, clean_database
+):
     """The real app, its Zoom API calls going to the fake Zoom."""
-    return await aiohttp_client(create_app(zoom_config(database_url, fake_zoom)))
+    settings = database_route.settings()
+    app = create_app(zoom_config(settings.pop("database_url"), fake_zoom, **settings))
+    return await aiohttp_client(app)

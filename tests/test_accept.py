@@ -18,6 +18,9 @@ from tests.conftest import INTERNAL_TOKEN, test_config, zoom_config
 from tests.factories import make_booking_request
 from tests.zoom_payloads import meeting_event, post_signed
 
+# Each test runs straight to PostgreSQL and again through PgBouncer in transaction mode.
+pytestmark = pytest.mark.pgbouncer_too
+
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 BOOKING_FIELDS = {
     "id",

@@ -18,6 +18,9 @@ from tests.conftest import test_config
 from tests.factories import make_booking
 from tests.zoom_payloads import meeting_event, participant, post_signed, sign
 
+# Each test runs straight to PostgreSQL and again through PgBouncer in transaction mode.
+pytestmark = pytest.mark.pgbouncer_too
+
 STARTED = "meeting.started"
 ENDED = "meeting.ended"
 JOINED = "meeting.participant_joined"
