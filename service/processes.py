@@ -56,7 +56,7 @@ class Supervisor:
         # Slots waiting to be refilled, with the monotonic time at which to start them.
         self.restart_at: dict[int, float] = {}
         # The signal mask before run() blocked the watched signals; workers get it back.
-        self.previous_mask: set[signal.Signals] = set()
+        self.previous_mask: set[int | signal.Signals] = set()
 
     def run(self) -> int:
         # The signals wait in the kernel until sigtimedwait() takes them: no handler runs at
@@ -178,7 +178,7 @@ class Supervisor:
 
 def reap() -> list[tuple[int, int]]:
     """Every child that has exited, as (pid, wait status), without blocking."""
-    exited = []
+    exited: list[tuple[int, int]] = []
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)

@@ -18,9 +18,9 @@ import aiohttp
 import orjson
 import pytest
 
+from devtools.fake_zoom import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, HOST_USER, FakeZoom
 from tests.conftest import INTERNAL_TOKEN, DatabaseRoute
 from tests.factories import make_booking_request
-from tests.fake_zoom import ACCOUNT_ID, CLIENT_ID, CLIENT_SECRET, HOST_USER, FakeZoom
 from tests.processes import Service, running_service
 from tests.zoom_payloads import meeting_event, participant, sign
 
