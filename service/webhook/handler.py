@@ -35,7 +35,7 @@ REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceede
 
 # What a delivery comes to: the outcome it is counted under (zoom_webhook_deliveries_total), or
 # None for a failure that is no delivery's fault, and the response or the error to raise.
-Answer = tuple[DeliveryOutcome | None, web.Response | Exception]
+CountedAnswer = tuple[DeliveryOutcome | None, web.Response | Exception]
 
 
 @routes.post("/api/zoom/webhook")
@@ -49,7 +49,7 @@ async def receive_webhook(request: web.Request) -> web.Response:
     return answer
 
 
-async def answer_delivery(request: web.Request) -> Answer:
+async def answer_delivery(request: web.Request) -> CountedAnswer:
     """Verify the delivery, then answer Zoom's CRC, ignore the event, or store it."""
     config, store = request.app[CONFIG], request.app[EVENT_STORE]
     if store.full:
