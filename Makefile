@@ -9,9 +9,10 @@ BENCH_ROUNDS ?= 3
 BENCH_CONNECTIONS ?= 64
 BENCH_PREFILL ?= 3000000
 BENCH_ARGS ?=
+DEMO_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install run migrate test lint fmt bench docker clean
+.PHONY: help install run demo migrate test lint fmt bench docker clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/'
@@ -26,6 +27,9 @@ install: $(INSTALLED) ## create ./.venv with the service (editable) and its dev 
 
 run: $(INSTALLED) ## serve on 127.0.0.1:8080 (embedded PostgreSQL under ./var when DATABASE_URL is unset)
 	$(PY) -m devtools.devdb run
+
+demo: $(INSTALLED) ## with make run serving: request, accept, a session with lost deliveries, reconcile, the picture
+	$(PY) -m devtools.demo $(DEMO_ARGS)
 
 migrate: $(INSTALLED) ## apply pending migrations to DATABASE_URL
 	$(PY) -m service migrate

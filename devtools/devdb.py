@@ -18,6 +18,7 @@ import pwd
 import secrets
 import shutil
 import signal
+import socket
 import stat
 import subprocess
 import sys
@@ -87,6 +88,16 @@ def make_traversable(path: Path) -> None:
             parent.chmod(mode | stat.S_IXOTH)
 
 
+def socket_url(socket_dir: Path, database: str) -> str:
+    """The DSN of a database on a cluster listening on a Unix socket in socket_dir."""
+    return f"postgresql://postgres@/{database}?host={quote(str(socket_dir), safe='/')}"
+
+
+def dev_database_url() -> str:
+    """Where `make run` keeps its data: the DSN of its embedded cluster's database."""
+    return socket_url((VAR / "pgdata").resolve(), DEV_DATABASE)
+
+
 @dataclass
 class Cluster:
     datadir: Path
@@ -102,7 +113,7 @@ class Cluster:
         return self.datadir
 
     def url(self, database: str) -> str:
-        return f"postgresql://postgres@/{database}?host={quote(str(self.socket_dir), safe='/')}"
+        return socket_url(self.socket_dir, database)
 
     def _as_postgres_user(self) -> dict:
         """subprocess arguments that drop root: user, its own group, and no root groups."""
@@ -254,7 +265,9 @@ def run(args: argparse.Namespace) -> int:
         env["DATABASE_URL"] = cluster.url(DEV_DATABASE)
     for key, value in dev_secrets().items():
         env.setdefault(key, value)
+    standin = None
     try:
+        standin = start_zoom_standin(env)
         applied = apply_migrations(env["DATABASE_URL"])
         print(f"migrations applied: {', '.join(applied) or 'none pending'}")
         host = env.get("HOST") or "127.0.0.1"
@@ -276,8 +289,53 @@ def run(args: argparse.Namespace) -> int:
         _forward_signals(service)
         return service.wait()
     finally:
+        if standin is not None:
+            standin.terminate()
+            standin.wait(timeout=10)
         if cluster is not None:
             cluster.stop()
+
+
+ZOOM_CREDENTIALS = ("ZOOM_ACCOUNT_ID", "ZOOM_CLIENT_ID", "ZOOM_CLIENT_SECRET", "ZOOM_HOST_USER")
+
+
+def start_zoom_standin(env: dict[str, str]) -> subprocess.Popen[bytes] | None:
+    """Start the local Zoom stand-in and point env at it, unless Zoom credentials are set."""
+    from devtools.zoom_standin import DEFAULT_PORT, credentials
+
+    configured = [name for name in ZOOM_CREDENTIALS if env.get(name)]
+    if configured:
+        print(f"Zoom API: real Zoom, with {', '.join(configured)} from the environment.")
+        return None
+    port = int(env.get("ZOOM_STANDIN_PORT") or DEFAULT_PORT)
+    url = f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devtools.zoom_standin", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 20
+    while not _listening(port):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise SystemExit(
+                f"error: the local Zoom stand-in did not start on {url} (port taken? set "
+                "ZOOM_STANDIN_PORT, or configure real Zoom credentials)"
+            )
+        time.sleep(0.1)
+    env.update(credentials(url))
+    print(
+        f"Zoom API: no Zoom credentials configured, so the service uses the local Zoom stand-in "
+        f"at {url} (DEV ONLY: devtools/zoom_standin.py, dev-only credentials; its meetings "
+        f"exist nowhere else). Set {', '.join(ZOOM_CREDENTIALS)} to use real Zoom."
+    )
+    return process
+
+
+def _listening(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test(args: argparse.Namespace) -> int:

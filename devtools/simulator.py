@@ -3,6 +3,7 @@
     zoom-simulate [--url URL] [--secret S] validate
     zoom-simulate [--url URL] [--secret S] event meeting.started --meeting-id 123
     zoom-simulate [--url URL] [--secret S] session --meeting-id 123
+    zoom-simulate session --meeting-id 123 --lose guest-rejoined,ended --report-to STANDIN_URL
 
 The secret defaults to ZOOM_WEBHOOK_SECRET (the first one when it lists several), the URL to
 ZOOM_SIMULATE_URL or http://127.0.0.1:8080. Each event is printed with the service's answer; the
@@ -28,6 +29,7 @@ from urllib.parse import urlsplit, urlunsplit
 import aiohttp
 import orjson
 
+from devtools.fake_zoom import participant_record
 from service.webhook.signature import expected_signature, url_validation
 from service.zoom_payload import (
     MEETING_ENDED,
@@ -125,36 +127,105 @@ def event_body(
     }
 
 
-def session_events(meeting: Meeting, host: Person, guest: Person) -> list[dict[str, Any]]:
-    """A whole session: start, host and guest join, a guest drop-out and rejoin, leaves, end."""
+# The steps of a played session, in order; `--lose` names the ones Zoom never delivers.
+SESSION_STEPS = (
+    "started",
+    "host-joined",
+    "guest-joined",
+    "guest-dropped",
+    "guest-rejoined",
+    "guest-left",
+    "host-left",
+    "ended",
+)
+DEFAULT_LATE = timedelta(minutes=2, seconds=13)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One join of a person, until their leave: a webhook pair, and one record of Zoom's report."""
+
+    person: Person
+    user_id: str  # Zoom's per-join id: a rejoin gets a new one
+    joined: datetime
+    left: datetime
+    reason: str  # why the leave happened, as Zoom words it
+    steps: tuple[str, str]  # the SESSION_STEPS names of the join and the leave
+
+
+def session_visits(
+    meeting: Meeting, host: Person, guest: Person, late: timedelta = DEFAULT_LATE
+) -> list[Visit]:
+    """The host in from the start; the guest joins late, drops out, rejoins, leaves near the end."""
     t0, end = meeting.start, meeting.start + timedelta(minutes=meeting.minutes)
-    drop = t0 + timedelta(minutes=meeting.minutes * 0.4)
+    guest_joins = t0 + late
+    drop = max(t0 + timedelta(minutes=meeting.minutes * 0.4), guest_joins + timedelta(minutes=1))
     rejoin = drop + timedelta(seconds=75)
     guest_leaves = end - timedelta(seconds=40)
-    host_join, guest_join, guest_rejoin = "16778240", "16779264", "16780288"
-
-    def joined(person: Person, user_id: str, at: datetime) -> dict[str, Any]:
-        details = person.participant(user_id, **{time_field(PARTICIPANT_JOINED): format_time(at)})
-        return event_body(PARTICIPANT_JOINED, meeting, at, details)
-
-    def left(person: Person, user_id: str, at: datetime, reason: str) -> dict[str, Any]:
-        details = person.participant(
-            user_id,
-            **{time_field(PARTICIPANT_LEFT): format_time(at)},
-            leave_reason=f"{person.name} left the meeting.<br>Reason: {reason}",
-        )
-        return event_body(PARTICIPANT_LEFT, meeting, at, details)
-
     return [
-        event_body(MEETING_STARTED, meeting, t0),
-        joined(host, host_join, t0 + timedelta(seconds=4)),
-        joined(guest, guest_join, t0 + timedelta(minutes=2, seconds=13)),
-        left(guest, guest_join, drop, "Network connection error."),
-        joined(guest, guest_rejoin, rejoin),
-        left(guest, guest_rejoin, guest_leaves, "left the meeting."),
-        left(host, host_join, end, "Host ended the meeting."),
-        event_body(MEETING_ENDED, meeting, end),
+        Visit(host, "16778240", t0 + timedelta(seconds=4), end, "Host ended the meeting.",
+              ("host-joined", "host-left")),
+        Visit(guest, "16779264", guest_joins, drop, "Network connection error.",
+              ("guest-joined", "guest-dropped")),
+        Visit(guest, "16780288", rejoin, guest_leaves, "left the meeting.",
+              ("guest-rejoined", "guest-left")),
+    ]  # fmt: skip
+
+
+def session_steps(meeting: Meeting, visits: Sequence[Visit]) -> dict[str, dict[str, Any]]:
+    """Each step of the session (SESSION_STEPS) and the webhook body Zoom sends for it."""
+    end = meeting.start + timedelta(minutes=meeting.minutes)
+    steps = {
+        "started": event_body(MEETING_STARTED, meeting, meeting.start),
+        "ended": event_body(MEETING_ENDED, meeting, end),
+    }
+    for visit in visits:
+        joined = visit.person.participant(
+            visit.user_id, **{time_field(PARTICIPANT_JOINED): format_time(visit.joined)}
+        )
+        left = visit.person.participant(
+            visit.user_id,
+            **{time_field(PARTICIPANT_LEFT): format_time(visit.left)},
+            leave_reason=f"{visit.person.name} left the meeting.<br>Reason: {visit.reason}",
+        )
+        steps[visit.steps[0]] = event_body(PARTICIPANT_JOINED, meeting, visit.joined, joined)
+        steps[visit.steps[1]] = event_body(PARTICIPANT_LEFT, meeting, visit.left, left)
+    return {name: steps[name] for name in SESSION_STEPS}
+
+
+def session_events(
+    meeting: Meeting, host: Person, guest: Person, late: timedelta = DEFAULT_LATE
+) -> list[dict[str, Any]]:
+    """A whole session: start, host and guest join, a guest drop-out and rejoin, leaves, end."""
+    return list(session_steps(meeting, session_visits(meeting, host, guest, late)).values())
+
+
+def session_report(meeting: Meeting, visits: Sequence[Visit]) -> dict[str, Any]:
+    """The whole truth of the session as Zoom's API reports it once the meeting has ended.
+
+    The body devtools/zoom_standin.py loads: the instance (uuid, start, end, host) and its
+    participant report, one record per join, shaped by the fake Zoom's participant_record.
+    """
+    end = meeting.start + timedelta(minutes=meeting.minutes)
+    records = [
+        participant_record(
+            name=visit.person.name,
+            email=visit.person.email,
+            join_time=visit.joined,
+            leave_time=visit.left,
+            user_id=visit.user_id,
+            participant_user_id=visit.person.stable_id,
+        )
+        for visit in visits
     ]
+    return {
+        "uuid": meeting.uuid,
+        "host_id": meeting.host_id,
+        "topic": meeting.topic,
+        "start_time": format_time(meeting.start),
+        "end_time": format_time(end),
+        "participants": records,
+    }
 
 
 def signed_headers(body: bytes, secret: str, now: float | None = None) -> dict[str, str]:
@@ -291,7 +362,35 @@ def build_parser() -> argparse.ArgumentParser:
     session.add_argument("--host-email", default="coach@example.com")
     session.add_argument("--guest-name", default="Athlete Alex")
     session.add_argument("--guest-email", default="athlete@example.com")
+    session.add_argument(
+        "--late",
+        type=float,
+        help="minutes after the start the guest first joins (default 2.2: 2 min 13 s)",
+    )
+    session.add_argument(
+        "--lose",
+        type=lost_steps,
+        default=frozenset(),
+        help="steps Zoom never delivers, comma-separated, of: " + ", ".join(SESSION_STEPS),
+    )
+    session.add_argument(
+        "--report-to",
+        metavar="STANDIN_URL",
+        help="also load the whole session, lost steps included, into the local Zoom stand-in "
+        "(make run's, e.g. http://127.0.0.1:9090) as the report reconciliation reads",
+    )
     return parser
+
+
+def lost_steps(value: str) -> frozenset[str]:
+    """Parse --lose: step names from SESSION_STEPS, comma-separated."""
+    names = frozenset(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(names - set(SESSION_STEPS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown step(s) {', '.join(unknown)}; choose from {', '.join(SESSION_STEPS)}"
+        )
+    return names
 
 
 def meeting_from_args(args: argparse.Namespace, start: datetime) -> Meeting:
@@ -306,14 +405,22 @@ def meeting_from_args(args: argparse.Namespace, start: datetime) -> Meeting:
     )
 
 
+def session_from_args(args: argparse.Namespace, now: datetime) -> tuple[Meeting, list[Visit]]:
+    """The meeting and visits of the session a command line asks for."""
+    start = args.start or now - timedelta(minutes=args.minutes)
+    meeting = meeting_from_args(args, start)
+    host = Person(args.host_name, args.host_email, meeting.host_id)
+    guest = Person(args.guest_name, args.guest_email, derived_id("guest", args.guest_email))
+    late = DEFAULT_LATE if args.late is None else timedelta(minutes=args.late)
+    return meeting, session_visits(meeting, host, guest, late)
+
+
 def payloads_for(args: argparse.Namespace, now: datetime) -> list[dict[str, Any]]:
-    """The events a command line asks for."""
+    """The events a command line asks for (a session's lost steps left out)."""
     if args.command == "session":
-        start = args.start or now - timedelta(minutes=args.minutes)
-        meeting = meeting_from_args(args, start)
-        host = Person(args.host_name, args.host_email, meeting.host_id)
-        guest = Person(args.guest_name, args.guest_email, derived_id("guest", args.guest_email))
-        return session_events(meeting, host, guest)
+        meeting, visits = session_from_args(args, now)
+        steps = session_steps(meeting, visits)
+        return [body for name, body in steps.items() if name not in args.lose]
     at = args.at or now
     if args.start is not None:
         start = args.start
@@ -331,6 +438,55 @@ def payloads_for(args: argparse.Namespace, now: datetime) -> list[dict[str, Any]
     person = Person(args.name, args.email, stable_id)
     details = person.participant(args.user_id, **{time_field(args.event_type): format_time(at)})
     return [event_body(args.event_type, meeting, at, details)]
+
+
+class StandInError(Exception):
+    """The Zoom stand-in refused the session's report, or could not be reached."""
+
+
+async def play_session(
+    session: aiohttp.ClientSession, url: str, secret: str, args: argparse.Namespace, out: TextIO
+) -> bool:
+    """Deliver a session's steps but the lost ones; load Zoom's report of it if asked."""
+    meeting, visits = session_from_args(args, datetime.now(UTC).replace(microsecond=0))
+    ok = True
+    for name, payload in session_steps(meeting, visits).items():
+        if name in args.lose:
+            print(f"{delivery_label(payload)} -> LOST ({name}: never delivered)", file=out)
+            continue
+        answer = await deliver(session, url, secret, payload)
+        ok &= answer.ok
+        print(f"{delivery_label(payload)} -> {answer.status} {answer.body}", file=out)
+    if args.report_to:
+        await load_report(session, args.report_to, meeting, visits)
+        print(
+            f"Zoom's report of meeting {meeting.meeting_id} (instance {meeting.uuid}, "
+            f"{len(visits)} participant records) loaded into the stand-in at {args.report_to}",
+            file=out,
+        )
+    return ok
+
+
+async def load_report(
+    session: aiohttp.ClientSession, standin: str, meeting: Meeting, visits: Sequence[Visit]
+) -> None:
+    """Give the Zoom stand-in the session's whole truth, as Zoom's API will report it."""
+    target = f"{standin.rstrip('/')}/dev/past_meetings/{meeting.meeting_id}"
+    body = orjson.dumps(session_report(meeting, visits))
+    try:
+        async with session.post(
+            target, data=body, headers={"content-type": "application/json"}
+        ) as response:
+            if response.status != 201:
+                raise StandInError(
+                    f"the Zoom stand-in at {standin} answered {response.status}: "
+                    f"{(await response.text()).strip()}"
+                )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise StandInError(
+            f"could not reach the Zoom stand-in at {standin} (is `make run` using it?): "
+            f"{exc or type(exc).__name__}"
+        ) from exc
 
 
 def secret_from(args: argparse.Namespace, environ: Mapping[str, str]) -> str | None:
@@ -352,11 +508,16 @@ async def run(argv: Sequence[str], out: TextIO = sys.stdout, err: TextIO = sys.s
         async with aiohttp.ClientSession(timeout=timeout) as session:
             if args.command == "validate":
                 ok = await validate(session, url, secret, out)
+            elif args.command == "session":
+                ok = await play_session(session, url, secret, args, out)
             else:
                 payloads = payloads_for(args, datetime.now(UTC).replace(microsecond=0))
                 ok = await send_all(session, url, secret, payloads, out)
     except (aiohttp.ClientError, TimeoutError) as exc:
         print(f"error: could not reach {url}: {exc or type(exc).__name__}", file=err)
+        return 1
+    except StandInError as exc:
+        print(f"error: {exc}", file=err)
         return 1
     return 0 if ok else 1
 
