@@ -4,8 +4,9 @@ Starts its own PostgreSQL (fsync and synchronous_commit on) under var/bench/, th
 same pre-signed distinct Zoom events and the same wrk load, measures:
   (a) a bare aiohttp handler: verify the signature, parse the body, store nothing;
   (b) the same handler storing each event in its own transaction (INSERT ... ON CONFLICT);
-  the service (python -m service, group commit), then an overload run at about twice the rate
-  it sustained, then the service again with 3 million events already stored.
+  the service (python -m service, group commit) with one process (WEB_CONCURRENCY=1) and with
+  two (WEB_CONCURRENCY=2), then an overload run at about twice the rate it sustained, then the
+  service again, with one and with two processes, with 3 million events already stored.
 After each storing run it checks in SQL that every event answered "stored" is there exactly
 once, and that booking links and completions are right.
 """
@@ -59,14 +60,23 @@ BENCH_PG_SETTINGS = {
     "min_wal_size": "1GB",
     "max_wal_size": "4GB",
 }
-# The server under test gets CPU 0 to itself; PostgreSQL, wrk and this script share the rest.
-# In production the database and Zoom are other machines. On a 2-core box, left to itself,
-# Linux's wake-affine scheduling keeps moving the server onto the core of the PostgreSQL
-# backend that just answered it, so the two take turns on one core while the other idles:
-# measured, identical service rounds then ranged from 5 400 to 8 100 events/s. Every run,
-# the baselines included, gets the same layout.
+# With --pin, the server under test gets CPU 0 to itself; PostgreSQL, wrk and this script share
+# the rest. In production the database and Zoom are other machines. On a 2-core box, left to
+# itself, Linux's wake-affine scheduling keeps moving the server onto the core of the
+# PostgreSQL backend that just answered it, so the two take turns on one core while the other
+# idles: measured, identical service rounds then ranged from 5 400 to 8 100 events/s. By
+# default nothing is pinned (what a user's VM gives, and the only way two server processes
+# can use both cores); every run, the baselines included, gets the same layout.
 SERVER_CPUS = {0}
-TARGETS = {"vs_bare": 0.75, "vs_insert": 3.0, "p99_ms": 15.0, "prefilled_vs_bare": 0.6}
+TARGETS = {
+    "vs_bare": 0.75,
+    "vs_insert": 3.0,
+    "p99_ms": 15.0,
+    "prefilled_vs_bare": 0.6,
+    "two_vs_one": 1.3,
+}
+# The runs of the service with several processes, and how many each has.
+PROCESSES = {"service": 1, "service2": 2, "prefilled": 1, "prefilled2": 2, "overload": 1}
 
 
 def main() -> int:
@@ -76,17 +86,18 @@ def main() -> int:
     server_cpus = split_cpus(args)
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    cluster = Cluster(WORK / "pgdata", BENCH_PG_SETTINGS)
+    datadir = Path(args.datadir).resolve() if args.datadir else WORK / "pgdata"
+    cluster = Cluster(datadir, BENCH_PG_SETTINGS)
     cluster.start()
     try:
         cluster.create_database(DATABASE)
         url = cluster.url(DATABASE)
         apply_migrations(url)
-        return run_all(args, url, server_cpus)
+        return run_all(args, url, server_cpus, datadir)
     finally:
         cluster.stop()
-        if not args.keep:
-            shutil.rmtree(WORK / "pgdata", ignore_errors=True)
+        if not args.keep and not args.datadir:
+            shutil.rmtree(datadir, ignore_errors=True)
 
 
 def parse_args() -> argparse.Namespace:
@@ -97,17 +108,26 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--overload-connections", type=int, default=4096)
     parser.add_argument("--prefill", type=int, default=3_000_000)
-    parser.add_argument("--only", default="", help="comma list of runs: bare,insert,service,...")
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma list of runs: bare,insert,service,service2,overload,prefilled,prefilled2",
+    )
     parser.add_argument("--keep", action="store_true", help="keep var/bench/pgdata")
+    parser.add_argument(
+        "--datadir",
+        default="",
+        help="PostgreSQL data directory to use and keep (prefilled once, reused by later runs)",
+    )
     parser.add_argument("--no-warmup", action="store_true", help="measure from a cold database")
     parser.add_argument(
         "--wrk-priority",
         choices=sorted(WRK_PRIORITY),
-        default="realtime" if os.geteuid() == 0 else "normal",
+        default="normal",
         help="wrk's scheduling priority (see WRK_PRIORITY); realtime needs root",
     )
     parser.add_argument(
-        "--no-pin", action="store_true", help="let every process run on any CPU (see SERVER_CPUS)"
+        "--pin", action="store_true", help="the server alone on CPU 0, the rest elsewhere"
     )
     return parser.parse_args()
 
@@ -116,13 +136,13 @@ def split_cpus(args: argparse.Namespace) -> set[int] | None:
     """Keep this process (so PostgreSQL and wrk, started from it) off the server's CPUs."""
     available = os.sched_getaffinity(0)
     rest = available - SERVER_CPUS
-    if args.no_pin or not SERVER_CPUS < available or not rest:
+    if not args.pin or not SERVER_CPUS < available or not rest:
         return None
     os.sched_setaffinity(0, rest)
     return SERVER_CPUS
 
 
-def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None) -> int:
+def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None, datadir: Path) -> int:
     bodies = args.duration * 30_000
     meetings = write_bodies(WORK, bodies, args.threads)
     print(f"{bodies} distinct signed events over {meetings} meetings written to {WORK}")
@@ -139,8 +159,9 @@ def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None) ->
         "wrk": args.wrk_priority,
     }
     env = server_env(url)
-    measure = functools.partial(measure_run, server_cpus=server_cpus)
-    if not args.no_warmup and (wanted("service") or wanted("insert")):
+    measure = functools.partial(measure_run, server_cpus=server_cpus, datadir=datadir)
+    storing = ("service", "service2", "insert", "prefilled", "prefilled2")
+    if not args.no_warmup and any(wanted(n) for n in storing):
         # Discarded: fills PostgreSQL's buffers and its WAL segments, so that the first measured
         # round does not pay for what later rounds get for free (see BENCH_PG_SETTINGS).
         measure("warm-up", SERVICE_CMD, env, url, load, meetings)
@@ -154,9 +175,10 @@ def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None) ->
         if wanted("insert"):
             insert = measure("insert", baseline_cmd("insert"), env, url, load, meetings)
             rounds.setdefault("insert", []).append(insert)
-        if wanted("service"):
-            service = measure("service", SERVICE_CMD, env, url, load, meetings)
-            rounds.setdefault("service", []).append(service)
+        for name in ("service", "service2"):
+            if wanted(name):
+                run = measure(name, SERVICE_CMD, processes(env, name), url, load, meetings)
+                rounds.setdefault(name, []).append(run)
     for name, runs in rounds.items():
         runs_by_rate = sorted(runs, key=lambda r: r["events_per_s"])
         results[name] = dict(runs_by_rate[len(runs) // 2], rounds=[r["events_per_s"] for r in runs])
@@ -168,14 +190,23 @@ def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None) ->
         overload = dict(load, connections=connections, delay_ms=round(connections * 1000 / rate))
         results["overload"] = measure("overload", SERVICE_CMD, env, url, overload, meetings)
         results["overload"]["offered_per_s"] = rate
-    if wanted("prefilled"):
+    if wanted("prefilled") or wanted("prefilled2"):
         prefill(url, args.prefill)
-        results["prefilled"] = measure("prefilled", SERVICE_CMD, env, url, load, meetings)
+        for name in ("prefilled", "prefilled2"):
+            if wanted(name):
+                run_env = processes(env, name)
+                results[name] = measure(name, SERVICE_CMD, run_env, url, load, meetings)
+                results[name]["prefilled_events"] = args.prefill
     (WORK / "results.json").write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return report(results, args, server_cpus)
 
 
 SERVICE_CMD = [sys.executable, "-m", "service"]
+
+
+def processes(env: dict[str, str], run: str) -> dict[str, str]:
+    """The server's environment for a run: WEB_CONCURRENCY as PROCESSES says."""
+    return dict(env, WEB_CONCURRENCY=str(PROCESSES[run]))
 
 
 def baseline_cmd(mode: str) -> list[str]:
@@ -196,7 +227,9 @@ def server_env(url: str) -> dict[str, str]:
     return env
 
 
-def measure_run(name, cmd, env, url, load, meetings=0, store=True, server_cpus=None) -> dict:
+def measure_run(
+    name, cmd, env, url, load, meetings=0, store=True, server_cpus=None, datadir=None
+) -> dict:
     """Start the server, drive it with wrk, stop it, and check the rows it stored."""
     if store:
         reset_database(url, meetings)
@@ -209,8 +242,11 @@ def measure_run(name, cmd, env, url, load, meetings=0, store=True, server_cpus=N
     try:
         base = f"http://127.0.0.1:{env['PORT']}"
         wait_healthy(base, server)
-        result = run_wrk(base, load, server.pid)
-        result["peak_rss_mb"] = peak_rss_mb(server.pid)
+        workers = int(env.get("WEB_CONCURRENCY", "1"))
+        wait_listening(int(env["PORT"]), workers, server)
+        result = run_wrk(base, load, server.pid, datadir)
+        result["peak_rss_mb"] = sum(peak_rss_mb(pid) for pid in process_tree(server.pid))
+        result["processes"] = workers
     finally:
         server.send_signal(signal.SIGINT)
         try:
@@ -221,10 +257,43 @@ def measure_run(name, cmd, env, url, load, meetings=0, store=True, server_cpus=N
     seconds = result["duration_us"] / 1e6
     result["events_per_s"] = round(result["ok"] / seconds)
     result["requests_per_s"] = round(result["requests"] / seconds)
+    # CPU time the service and its database spent per event answered 200, in microseconds.
+    busy = result["cpu"]["server"] + result["cpu"]["postgres"]
+    result["cpu_us_per_event"] = round(busy / max(result["events_per_s"], 1) * 1e6)
     if store:
         result["check"] = check_database(url, result, load)
     print_result(name, result)
     return result
+
+
+def process_tree(pid: int) -> list[int]:
+    """pid and its children (the workers of a server with WEB_CONCURRENCY > 1)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        children = []
+    return [pid, *(int(c) for c in children)]
+
+
+def wait_listening(port: int, sockets: int, server: subprocess.Popen) -> None:
+    """Wait until `sockets` listening sockets hold the port: every worker can take connections.
+
+    wrk opens its connections once and keeps them; one opened before a worker listens would
+    never reach it.
+    """
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"the server exited with {server.returncode}; see {WORK}/*.log")
+        listening = 0
+        for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                listening += 1
+        if listening >= sockets:
+            return
+        time.sleep(0.05)
+    raise SystemExit(f"{sockets} listening sockets did not appear within 30 s")
 
 
 def peak_rss_mb(pid: int) -> int:
@@ -253,17 +322,17 @@ def cpu_snapshot() -> tuple[float, dict[int, tuple[str, int, int]], list[int]]:
     return time.monotonic(), procs, [sum(cpu) - idle, sum(cpu)]
 
 
-def cpu_usage(before, after, server_pid: int) -> dict[str, float]:
+def cpu_usage(before, after, server_pid: int, datadir: Path) -> dict[str, float]:
     """Cores used during the run: the server, our PostgreSQL, wrk, and everything else."""
     _, procs_a, (busy_a, total_a) = before
     _, procs_b, (busy_b, total_b) = after
     cores = os.cpu_count() or 1
     scale = cores / max(total_b - total_a, 1)
-    postmaster = int((WORK / "pgdata" / "postmaster.pid").read_text().split()[0])
+    postmaster = int((datadir / "postmaster.pid").read_text().split()[0])
     used = {"server": 0.0, "postgres": 0.0, "wrk": 0.0}
     for pid, (comm, ppid, ticks) in procs_b.items():
         delta = ticks - procs_a.get(pid, (comm, ppid, 0))[2]
-        if pid == server_pid:
+        if pid == server_pid or ppid == server_pid:  # the server or one of its workers
             used["server"] += delta * scale
         elif pid == postmaster or ppid == postmaster:
             used["postgres"] += delta * scale
@@ -290,7 +359,7 @@ def realtime_priority() -> None:
 WRK_PRIORITY = {"realtime": realtime_priority, "normal": None}
 
 
-def run_wrk(base: str, load: dict, server_pid: int) -> dict:
+def run_wrk(base: str, load: dict, server_pid: int, datadir: Path) -> dict:
     """Run wrk; measure the CPU each party uses over the middle 60 % of the run."""
     env = dict(os.environ)
     if load.get("delay_ms"):
@@ -320,7 +389,7 @@ def run_wrk(base: str, load: dict, server_pid: int) -> dict:
     time.sleep(load["duration"] * 0.2)
     before = cpu_snapshot()
     time.sleep(load["duration"] * 0.6)
-    cpu = cpu_usage(before, cpu_snapshot(), server_pid)
+    cpu = cpu_usage(before, cpu_snapshot(), server_pid, datadir)
     out = wrk.communicate()[0]
     if wrk.returncode != 0:
         raise SystemExit(f"wrk failed ({wrk.returncode}):\n{out}")
@@ -389,19 +458,33 @@ def reset_database(url: str, meetings: int) -> None:
 
 
 def prefill(url: str, count: int) -> None:
-    """Store count events of past meetings (a busy year), as one INSERT ... generate_series."""
+    """Store count events of past meetings (years of them), in SQL, a million rows at a time.
+
+    Rows already there (a kept --datadir) count: a second run adds only what is missing.
+    """
     started = time.monotonic()
-    print(f"\n== prefilling {count} events ...", flush=True)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(PREFILL_SQL, {"count": count})
-        conn.execute("VACUUM ANALYZE zoom_webhook_events")
-        conn.execute("CHECKPOINT")
+        have = conn.execute(
+            "SELECT count(*) FROM zoom_webhook_events WHERE zoom_meeting_id LIKE '7%'"
+        ).fetchone()[0]
+        print(f"\n== prefilling {count} events ({have} already stored) ...", flush=True)
+        for first in range(have + 1, count + 1, PREFILL_CHUNK):
+            last = min(first + PREFILL_CHUNK - 1, count)
+            conn.execute(PREFILL_SQL, {"first": first, "last": last, "count": count})
+            print(f"   {last} rows, {time.monotonic() - started:.0f} s", flush=True)
+        if have < count:
+            conn.execute("VACUUM ANALYZE zoom_webhook_events")
+            conn.execute("CHECKPOINT")
         size = conn.execute(
             "SELECT pg_size_pretty(pg_total_relation_size('zoom_webhook_events'))"
         ).fetchone()[0]
     print(f"   prefilled in {time.monotonic() - started:.0f} s, table and indexes: {size}")
 
 
+PREFILL_CHUNK = 1_000_000
+# One event every 10 s for count events, the newest now: 3 M span a year, 30 M ten years.
+# Small raw bodies (the shape of Zoom's, few fields): the table's size is in its rows and
+# indexes, and a smaller prefill is a quicker one.
 PREFILL_SQL = """
 INSERT INTO zoom_webhook_events
        (event_type, zoom_meeting_id, meeting_uuid, occurred_at, participant_name,
@@ -419,19 +502,13 @@ SELECT (ARRAY['meeting.participant_joined', 'meeting.participant_left',
            'event', 'meeting.participant_joined',
            'event_ts', 1700000000000 + g,
            'payload', jsonb_build_object(
-               'account_id', 'AAAAAABBBB',
                'object', jsonb_build_object(
                    'id', 70000000000 + g / 50,
                    'uuid', 'prefill-' || (g / 50) || '==',
-                   'host_id', 'x1yCzABCDEfg23HiJKl4mN',
-                   'topic', 'TeachTape session',
                    'participant', jsonb_build_object(
-                       'user_id', (16778240 + g)::text,
                        'user_name', 'Person ' || g %% 50,
-                       'id', 'user-' || g %% 50,
-                       'email', 'person' || g %% 50 || '@example.com',
-                       'join_time', '2025-07-13T21:44:51Z'))))
-  FROM generate_series(1, %(count)s) AS g
+                       'id', 'user-' || g %% 50))))
+  FROM generate_series(%(first)s::bigint, %(last)s::bigint) AS g
 """
 
 
@@ -510,14 +587,17 @@ def report(results: dict, args: argparse.Namespace, server_cpus: set[int] | None
         f"{args.connections} connections, {args.duration} s per run, 127.0.0.1"
     )
     print(
-        f"{'run':<34}{'events/s':>9}{'p50 ms':>8}{'p99 ms':>8}{'max ms':>8}{'errors':>8}{'503':>8}"
-        f"{'RSS MiB':>8}   CPU cores: server/pg/wrk/others"
+        f"{'run':<40}{'events/s':>9}{'p50 ms':>7}{'p99 ms':>7}{'max ms':>7}{'errors':>7}"
+        f"{'503':>6}{'RSS MiB':>8}{'CPU us/ev':>10}   CPU cores: server/pg/wrk/others"
     )
+    prefilled = f"{args.prefill / 1e6:g}M events prefilled"
     labels = {
         "bare": "(a) verify+parse, no storage",
         "insert": "(b) per-request INSERT",
-        "service": "service (group commit)",
-        "prefilled": "service, 3M events prefilled",
+        "service": "service, 1 process",
+        "service2": "service, 2 processes",
+        "prefilled": f"service, 1 process, {prefilled}",
+        "prefilled2": f"service, 2 proc., {prefilled}",
         "overload": "overload",
     }
     for name, label in labels.items():
@@ -527,31 +607,39 @@ def report(results: dict, args: argparse.Namespace, server_cpus: set[int] | None
                 label = f"overload ({r['offered_per_s']}/s offered, {r['requests']} req)"
             errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
             errors += r["other"]
+            per_event = r["cpu_us_per_event"] if name not in ("bare",) else "-"
             print(
-                f"{label:<34}{r['events_per_s']:>9}{r['p50_us'] / 1000:>8.1f}"
-                f"{r['p99_us'] / 1000:>8.1f}{r['max_us'] / 1000:>8.1f}{errors:>8}"
-                f"{r['unavailable']:>8}{r['peak_rss_mb']:>8}   {cpu_columns(r['cpu'])}"
+                f"{label:<40}{r['events_per_s']:>9}{r['p50_us'] / 1000:>7.1f}"
+                f"{r['p99_us'] / 1000:>7.1f}{r['max_us'] / 1000:>7.1f}{errors:>7}"
+                f"{r['unavailable']:>6}{r['peak_rss_mb']:>8}{per_event:>10}   "
+                f"{cpu_columns(r['cpu'])}"
             )
             if len(r.get("rounds", [])) > 1:
                 print(f"{'':<4}rounds (events/s): {r['rounds']}, median shown")
     verdicts = []
     service, bare, insert = (results.get(k) for k in ("service", "bare", "insert"))
+    two = results.get("service2")
     if service and bare:
         verdicts.append(ratio("service / (a)", service, bare, TARGETS["vs_bare"]))
     if service and insert:
         verdicts.append(ratio("service / (b)", service, insert, TARGETS["vs_insert"]))
-    if results.get("prefilled") and bare:
-        verdicts.append(
-            ratio("service 3M / (a)", results["prefilled"], bare, TARGETS["prefilled_vs_bare"])
-        )
-    if service:
-        p99 = service["p99_us"] / 1000
-        good = p99 <= TARGETS["p99_ms"]
-        verdicts.append(good)
-        print(
-            f"service p99 at {args.connections} connections: {p99:.1f} ms "
-            f"(target <= {TARGETS['p99_ms']:.0f})  {'ok' if good else 'MISSED'}"
-        )
+    if two and service:
+        verdicts.append(ratio("2 processes / 1", two, service, TARGETS["two_vs_one"]))
+    if two and bare:
+        ratio("2 processes / (a)", two, bare, 0)
+    for name in ("prefilled", "prefilled2"):
+        if results.get(name) and bare:
+            label = f"{labels[name]} / (a)"
+            verdicts.append(ratio(label, results[name], bare, TARGETS["prefilled_vs_bare"]))
+    for name in ("service", "service2"):
+        if name in results:
+            p99 = results[name]["p99_us"] / 1000
+            good = p99 <= TARGETS["p99_ms"]
+            verdicts.append(good)
+            print(
+                f"{labels[name]}: p99 at {args.connections} connections: {p99:.1f} ms "
+                f"(target <= {TARGETS['p99_ms']:.0f})  {'ok' if good else 'MISSED'}"
+            )
     if results.get("overload"):
         r = results["overload"]
         good = r["max_us"] < 3_000_000 and r["timeouts"] == 0
