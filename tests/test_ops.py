@@ -57,7 +57,7 @@ async def test_database_outage_is_503_everywhere_and_heals_without_restart(
     assert (await client.get("/readyz")).status == 200
 
     proxy.cut()
-    resp = await post_signed(client, meeting_event("meeting.started", event_ts=2))
+    resp = await post_signed(client, meeting_event("meeting.started", event_ts=2), expect=503)
     body = await assert_error(resp, 503, "database_unavailable")
     assert "database" in body["message"]
     await assert_error(await client.get("/readyz"), 503, "database_unavailable")
@@ -76,7 +76,7 @@ async def test_event_refused_during_an_outage_is_stored_when_zoom_retries(
 ):
     payload = meeting_event("meeting.ended")
     proxy.cut()
-    assert (await post_signed(proxied_client, payload)).status == 503
+    await post_signed(proxied_client, payload, expect=503)
     assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 0
     proxy.restore()
     assert (await post_signed(proxied_client, payload)).status == 200
@@ -86,7 +86,7 @@ async def test_event_refused_during_an_outage_is_stored_when_zoom_retries(
 async def test_metrics_count_webhook_deliveries_by_outcome(client):
     await post_signed(client, meeting_event("meeting.started"))
     await post_signed(client, meeting_event("meeting.started"))
-    await post_signed(client, meeting_event("meeting.started"), secret="wrong")
+    await post_signed(client, meeting_event("meeting.started"), secret="wrong", expect=401)
     await post_signed(client, {"event": "recording.completed"})
     resp = await client.get("/metrics")
     assert resp.status == 200

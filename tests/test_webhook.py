@@ -67,7 +67,9 @@ async def test_url_validation_signed_with_the_old_secret_still_answers_with_the_
 
 
 async def test_url_validation_without_plain_token_is_400(client):
-    resp = await post_signed(client, {"event": "endpoint.url_validation", "payload": {}})
+    resp = await post_signed(
+        client, {"event": "endpoint.url_validation", "payload": {}}, expect=400
+    )
     await assert_error(resp, 400)
 
 
@@ -81,9 +83,15 @@ async def test_unsigned_url_validation_is_401(client):
 
 
 async def test_wrong_secret_is_401_and_stores_nothing(client, db):
-    resp = await post_signed(client, meeting_event(STARTED), secret="not-our-secret")
+    resp = await post_signed(client, meeting_event(STARTED), secret="not-our-secret", expect=401)
     await assert_error(resp, 401, "invalid_signature")
     assert await stored_events(db) == []
+
+
+async def test_the_signed_post_helper_fails_a_test_whose_delivery_was_refused(client):
+    """post_signed checks the status, so a test cannot pass because every delivery failed."""
+    with pytest.raises(AssertionError, match="answered 401, not 200"):
+        await post_signed(client, meeting_event(STARTED), secret="not-our-secret")
 
 
 async def test_tampered_body_is_401(client, db):
@@ -133,7 +141,7 @@ async def test_signature_for_another_timestamp_is_401(client):
 
 
 async def test_stale_timestamp_is_401(client, db):
-    resp = await post_signed(client, meeting_event(STARTED), ts=int(time.time()) - 7300)
+    resp = await post_signed(client, meeting_event(STARTED), ts=int(time.time()) - 7300, expect=401)
     await assert_error(resp, 401, "invalid_timestamp")
     assert await stored_events(db) == []
 
@@ -146,7 +154,7 @@ async def test_timestamp_inside_the_two_hour_window_is_accepted(client, db):
 
 
 async def test_timestamp_more_than_five_minutes_ahead_is_401(client, db):
-    resp = await post_signed(client, meeting_event(STARTED), ts=int(time.time()) + 400)
+    resp = await post_signed(client, meeting_event(STARTED), ts=int(time.time()) + 400, expect=401)
     await assert_error(resp, 401, "invalid_timestamp")
     assert await stored_events(db) == []
 
@@ -162,7 +170,7 @@ async def test_tolerance_is_configurable(aiohttp_client, config, db):
     from service.app import create_app
 
     strict = await aiohttp_client(create_app(replace(config, webhook_tolerance_seconds=300)))
-    resp = await post_signed(strict, meeting_event(STARTED), ts=int(time.time()) - 600)
+    resp = await post_signed(strict, meeting_event(STARTED), ts=int(time.time()) - 600, expect=401)
     await assert_error(resp, 401, "invalid_timestamp")
 
 
@@ -499,12 +507,12 @@ async def test_event_racing_its_booking_is_linked_either_way(client, db, databas
             await asyncio.gather(insert, *posts)
         finally:
             await writer.close()
-        orphans = await db.fetchval(
-            "SELECT count(*) FROM zoom_webhook_events WHERE zoom_meeting_id = $1 "
-            "AND booking_id IS NULL",
+        counts = await db.fetchrow(
+            "SELECT count(*) AS stored, count(*) FILTER (WHERE booking_id IS NULL) AS orphans"
+            "  FROM zoom_webhook_events WHERE zoom_meeting_id = $1",
             meeting_id,
         )
-        assert orphans == 0
+        assert (counts["stored"], counts["orphans"]) == (5, 0)
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -536,7 +544,7 @@ async def test_json_that_is_not_an_object_is_400(client, body):
     ],
 )
 async def test_meeting_event_missing_what_it_needs_is_400(client, db, payload):
-    resp = await post_signed(client, payload)
+    resp = await post_signed(client, payload, expect=400)
     await assert_error(resp, 400, "invalid_event")
     assert await stored_events(db) == []
 
@@ -544,7 +552,7 @@ async def test_meeting_event_missing_what_it_needs_is_400(client, db, payload):
 async def test_meeting_id_longer_than_any_of_zooms_is_400_not_an_index_failure(client, db):
     # 3 000 random digits: too long for the meeting id's b-tree index, even compressed.
     meeting_id = "".join(random.Random(7).choice("0123456789") for _ in range(3000))
-    resp = await post_signed(client, meeting_event(STARTED, meeting_id=meeting_id))
+    resp = await post_signed(client, meeting_event(STARTED, meeting_id=meeting_id), expect=400)
     await assert_error(resp, 400, "invalid_event")
     assert "longer than 255 characters" in (await resp.json())["message"]
     assert await stored_events(db) == []

@@ -7,6 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from aiohttp import ClientResponse
+from aiohttp.test_utils import TestClient
 
 from service.webhook.signature import expected_signature
 from tests.conftest import WEBHOOK_SECRET
@@ -28,9 +30,21 @@ def encode(payload: dict[str, Any] | bytes) -> bytes:
     return payload if isinstance(payload, bytes) else orjson.dumps(payload)
 
 
-async def post_signed(client, payload: dict[str, Any] | bytes, **sign_overrides):
+async def post_signed(
+    client: TestClient,
+    payload: dict[str, Any] | bytes,
+    *,
+    expect: int | None = 200,
+    **sign_overrides: Any,
+) -> ClientResponse:
+    """POST payload signed as Zoom would, and check the status is expect (None: any status)."""
     body = encode(payload)
-    return await client.post("/api/zoom/webhook", data=body, headers=sign(body, **sign_overrides))
+    resp = await client.post("/api/zoom/webhook", data=body, headers=sign(body, **sign_overrides))
+    if expect is not None and resp.status != expect:
+        raise AssertionError(
+            f"the webhook answered {resp.status}, not {expect}: {await resp.text()}"
+        )
+    return resp
 
 
 def example(name: str) -> bytes:
