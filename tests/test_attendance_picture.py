@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from service.bookings.attendance import ZoomFact, attendance
 from service.bookings.picture import LABEL_CHARS, PLOT_LEFT, PLOT_RIGHT, Schedule, attendance_svg
 from tests.factories import make_booking, make_booking_request
 from tests.test_reading_attendance import click, deliver, session
@@ -243,3 +244,34 @@ def test_characters_xml_cannot_hold_are_dropped():
     svg = assert_standalone(attendance_svg(summary(people, ended=True), None))
     assert drawn(svg, "lane")[0].get("data-name") == "Bell and escape[31m"
     assert drawn(svg, "scheduled") == []
+
+
+def fact(kind: str, minute: int, user_id: str, source: str) -> ZoomFact:
+    """Athlete Alex's join or leave at START + minute, delivered or recovered."""
+    return ZoomFact(
+        occurred_at=START + timedelta(minutes=minute),
+        event_type=f"meeting.participant_{kind}",
+        meeting_uuid="inst==",
+        stable_id="alex-id",
+        join_user_id=user_id,
+        name="Athlete Alex",
+        source=source,
+    )
+
+
+def test_each_interval_carries_the_source_of_its_evidence_for_the_picture():
+    facts = [
+        ZoomFact(START, "meeting.started", "inst=="),
+        fact("joined", 2, "1", "webhook"),
+        fact("left", 20, "1", "zoom_api"),  # the leave's delivery was lost
+        fact("joined", 25, "2", "zoom_api"),  # the whole rejoin was lost
+        fact("left", 50, "2", "zoom_api"),
+        ZoomFact(START + timedelta(minutes=55), "meeting.ended", "inst==", source="zoom_api"),
+    ]
+    drawn_summary = attendance("b", facts, [], interval_sources=True)
+    [alex] = drawn_summary["participants"]
+    assert [i["source"] for i in alex["intervals"]] == ["webhook+zoom_api", "zoom_api"]
+    plain = attendance("b", facts, [])
+    assert [set(i) for i in plain["participants"][0]["intervals"]] == [{"joined_at", "left_at"}] * 2
+    svg = assert_standalone(attendance_svg(drawn_summary, SCHEDULE))
+    assert [b.get("data-source") for b in drawn(svg, "bar")] == ["webhook+zoom_api", "zoom_api"]

@@ -43,6 +43,8 @@ from service.zoom_payload import (
     text,
 )
 
+# zoom_webhook_events.source of a delivered event; a row without the column was delivered.
+DELIVERED_SOURCE = "webhook"
 START_CLICK = "start_meeting"
 JOIN_CLICK = "join_meeting"
 
@@ -68,6 +70,7 @@ class ZoomFact:
     join_user_id: str = ""  # Zoom's per-join user_id
     email: str = ""
     name: str = ""
+    source: str = DELIVERED_SOURCE  # how the event reached us: "webhook" or "zoom_api"
 
     @property
     def is_participant_event(self) -> bool:
@@ -89,6 +92,12 @@ class Interval:
     joined_at: datetime
     left_at: datetime | None  # None: still in a meeting that has not ended
     counted_until: datetime  # left_at, or the latest known event while the meeting runs
+    sources: frozenset[str] = frozenset({DELIVERED_SOURCE})  # where its joins and leaves came from
+
+    @property
+    def source(self) -> str:
+        """The interval's evidence: "webhook", "zoom_api", or "webhook+zoom_api" when merged."""
+        return "+".join(sorted(self.sources))
 
     @property
     def seconds(self) -> float:
@@ -103,11 +112,14 @@ def fact_from_row(row: Row) -> ZoomFact:
     without one (written by hand) falls back to the stored columns.
     """
     event_type = row["event_type"] or ""
+    source = text(row.get("source")) or DELIVERED_SOURCE
     meeting = meeting_object(row.get("raw_data")) or {}
     instance = read_meeting(meeting)
     meeting_uuid = instance.uuid or text(row.get("meeting_uuid")) or ""
     if event_type not in PARTICIPANT_EVENTS:
-        return ZoomFact(row["occurred_at"], event_type, meeting_uuid, instance.host_id or "")
+        return ZoomFact(
+            row["occurred_at"], event_type, meeting_uuid, instance.host_id or "", source=source
+        )
     person_object = participant_object(meeting)
     if not person_object:
         stable_id = text(row.get("participant_user_id"))  # all that a row without a body tells
@@ -126,6 +138,7 @@ def fact_from_row(row: Row) -> ZoomFact:
         join_user_id=person.join_user_id or "",
         email=person.email or text(row.get("participant_email")) or "",
         name=person.name or text(row.get("participant_name")) or "",
+        source=source,
     )
 
 
@@ -190,11 +203,15 @@ def meeting_window(facts: Sequence[ZoomFact]) -> MeetingWindow:
     return MeetingWindow(starts[0].occurred_at if starts else None, ended_at, ends, last_known)
 
 
+# A join and its leave, with the sources of the two events.
+Visit = tuple[datetime, datetime, frozenset[str]]
+
+
 @dataclass(frozen=True, slots=True)
 class Pairing:
     """One person's joins and leaves, paired."""
 
-    visits: list[tuple[datetime, datetime]]  # (join, leave) pairs
+    visits: list[Visit]  # (join, leave, their sources)
     open_joins: list[ZoomFact]  # joins no leave closes
     stray_leaves: list[
         ZoomFact
@@ -211,7 +228,7 @@ def pair_joins_and_leaves(records: Iterable[ZoomFact]) -> Pairing:
     sessions: dict[tuple[str, str], list[ZoomFact]] = {}
     for record in records:
         sessions.setdefault((record.meeting_uuid, record.join_user_id), []).append(record)
-    visits: list[tuple[datetime, datetime]] = []
+    visits: list[Visit] = []
     leftovers: list[ZoomFact] = []
     for session in sessions.values():
         closed, unpaired = pair(session)
@@ -229,24 +246,29 @@ def pair_joins_and_leaves(records: Iterable[ZoomFact]) -> Pairing:
 def person_intervals(records: Sequence[ZoomFact], window: MeetingWindow) -> list[Interval]:
     """Pair one person's joins and leaves, close open joins, clip to the meeting, and merge."""
     pairing = pair_joins_and_leaves(records)
-    raw: list[tuple[datetime, datetime | None]] = list(pairing.visits)
+    raw: list[tuple[datetime, datetime | None, frozenset[str]]] = list(pairing.visits)
     # A join with no leave lasts until the meeting ended; a stray leave proves nothing.
-    raw += [(r.occurred_at, window.end_after(r.occurred_at)) for r in pairing.open_joins]
+    raw += [
+        (r.occurred_at, window.end_after(r.occurred_at), frozenset({r.source}))
+        for r in pairing.open_joins
+    ]
     return merge(clip(raw, window))
 
 
-def pair(records: Iterable[ZoomFact]) -> tuple[list[tuple[datetime, datetime]], list[ZoomFact]]:
+def pair(records: Iterable[ZoomFact]) -> tuple[list[Visit], list[ZoomFact]]:
     """Pair each leave with the open join before it; return the intervals and the unpaired."""
     # At the same instant a join sorts before a leave, so a zero-length visit pairs up.
     ordered = sorted(records, key=lambda r: (r.occurred_at, r.event_type != PARTICIPANT_JOINED))
-    closed: list[tuple[datetime, datetime]] = []
+    closed: list[Visit] = []
     unpaired: list[ZoomFact] = []
     opened: ZoomFact | None = None
     for record in ordered:
         if record.event_type == PARTICIPANT_JOINED:
             opened = opened or record  # a second join while in: the first one counts
         elif opened is not None:
-            closed.append((opened.occurred_at, record.occurred_at))
+            closed.append(
+                (opened.occurred_at, record.occurred_at, frozenset({opened.source, record.source}))
+            )
             opened = None
         else:
             unpaired.append(record)
@@ -255,10 +277,12 @@ def pair(records: Iterable[ZoomFact]) -> tuple[list[tuple[datetime, datetime]], 
     return closed, unpaired
 
 
-def clip(raw: Iterable[tuple[datetime, datetime | None]], window: MeetingWindow) -> list[Interval]:
+def clip(
+    raw: Iterable[tuple[datetime, datetime | None, frozenset[str]]], window: MeetingWindow
+) -> list[Interval]:
     """Clip intervals to the meeting; an open one is counted up to the latest known event."""
     clipped = []
-    for joined, left in raw:
+    for joined, left, sources in raw:
         if window.started_at is not None and joined < window.started_at:
             joined = window.started_at
         if window.ended_at is not None and (left is None or left > window.ended_at):
@@ -266,7 +290,7 @@ def clip(raw: Iterable[tuple[datetime, datetime | None]], window: MeetingWindow)
         until = left if left is not None else max(joined, window.last_known or joined)
         if left is not None and left < joined:
             continue  # the whole visit lies outside the meeting
-        clipped.append(Interval(joined, left, until))
+        clipped.append(Interval(joined, left, until, sources))
     return clipped
 
 
@@ -280,7 +304,8 @@ def merge(intervals: Iterable[Interval]) -> list[Interval]:
                 left = None
             else:
                 left = max(last.left_at, item.left_at)
-            merged[-1] = Interval(last.joined_at, left, max(last.counted_until, item.counted_until))
+            until = max(last.counted_until, item.counted_until)
+            merged[-1] = Interval(last.joined_at, left, until, last.sources | item.sources)
         else:
             merged.append(item)
     return merged
@@ -291,33 +316,48 @@ def _first(values: Iterable[str]) -> str | None:
 
 
 def participant_summary(
-    records: Sequence[ZoomFact], window: MeetingWindow, host_ids: frozenset[str]
+    records: Sequence[ZoomFact],
+    window: MeetingWindow,
+    host_ids: frozenset[str],
+    interval_sources: bool = False,
 ) -> dict[str, Any]:
     """Summarise one person: names and ids from their earliest record, intervals and seconds."""
     intervals = person_intervals(records, window)
+    shown = []
+    for interval in intervals:
+        item: dict[str, Any] = {"joined_at": interval.joined_at, "left_at": interval.left_at}
+        if interval_sources:
+            item["source"] = interval.source
+        shown.append(item)
     return {
         "name": _first(r.name for r in records),
         "email": _first(r.email for r in records),
         "user_id": _first(r.stable_id for r in records),
         "is_host": any(r.zoom_id in host_ids for r in records if r.zoom_id),
-        "intervals": [{"joined_at": i.joined_at, "left_at": i.left_at} for i in intervals],
+        "intervals": shown,
         "seconds_present": int(sum(i.seconds for i in intervals)),
     }
 
 
 def attendance(
-    booking_id: Any, facts: Iterable[ZoomFact], clicks: Iterable[tuple[str, datetime]]
+    booking_id: Any,
+    facts: Iterable[ZoomFact],
+    clicks: Iterable[tuple[str, datetime]],
+    *,
+    interval_sources: bool = False,
 ) -> dict[str, Any]:
     """Summarise who attended a booking's meeting and when; the contract's attendance shape.
 
     facts are the booking's Zoom events (see fact_from_row), clicks its (action_type,
     created_at) pairs. The result is the same for any order or repetition of either input.
+    interval_sources adds each interval's `source` (the picture draws it; the contract's JSON
+    has no such field).
     """
     facts = sorted(set(facts))
     window = meeting_window(facts)
     host_ids = frozenset(f.host_id for f in facts if f.host_id)
     people = group_people(f for f in facts if f.is_participant_event)
-    summaries = [participant_summary(p, window, host_ids) for p in people]
+    summaries = [participant_summary(p, window, host_ids, interval_sources) for p in people]
     summaries.sort(key=_participant_order)
     clicks = set(clicks)
     return {

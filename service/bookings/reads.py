@@ -144,11 +144,16 @@ async def list_zoom_logs(request: web.Request) -> web.Response:
 
 
 def summarise(
-    booking_id: uuid.UUID, events: list[asyncpg.Record], clicks: list[asyncpg.Record]
+    booking_id: uuid.UUID,
+    events: list[asyncpg.Record],
+    clicks: list[asyncpg.Record],
+    *,
+    interval_sources: bool = False,
 ) -> dict[str, Any]:
     """The attendance summary both the JSON route and the picture show."""
     facts = [fact_from_row(e) for e in events]
-    return attendance(booking_id, facts, [(c["action_type"], c["created_at"]) for c in clicks])
+    action_times = [(c["action_type"], c["created_at"]) for c in clicks]
+    return attendance(booking_id, facts, action_times, interval_sources=interval_sources)
 
 
 @routes.get("/api/bookings/{id}/attendance")
@@ -167,7 +172,7 @@ async def draw_attendance(request: web.Request) -> web.Response:
         # Read apart from the events: a request's schedule never changes once it is accepted.
         schedule = await read_schedule(conn, q, booking_id)
     return web.Response(
-        body=attendance_svg(summarise(booking_id, events, clicks), schedule),
+        body=attendance_svg(summarise(booking_id, events, clicks, interval_sources=True), schedule),
         content_type="image/svg+xml",
         # Opened directly in a browser, the picture may run nothing and load nothing.
         headers={
