@@ -2,6 +2,7 @@
 
 python -m service migrate: apply pending migrations to DATABASE_URL and exit.
 python -m service retention --days N: strip participant details from older events (daily job).
+python -m service partitions: create the months ahead of zoom_webhook_events (daily job).
 """
 
 from __future__ import annotations
@@ -150,9 +151,40 @@ def retention(argv: list[str]) -> int:
     return 0
 
 
+def partitions(argv: list[str]) -> int:
+    """Create the monthly partitions of zoom_webhook_events ahead of need (a daily job)."""
+    import argparse
+
+    import asyncpg
+
+    from service.jobs.partitions import DEFAULT_MONTHS_AHEAD, create_partitions
+
+    parser = argparse.ArgumentParser(
+        prog="python -m service partitions",
+        description="Create the monthly partitions of zoom_webhook_events ahead of need.",
+    )
+    parser.add_argument("--months-ahead", type=int, default=DEFAULT_MONTHS_AHEAD)
+    args = parser.parse_args(argv)
+    if args.months_ahead < 0:
+        parser.error("--months-ahead must be at least 0")
+    try:
+        database_url = database_url_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        created = asyncio.run(create_partitions(database_url, args.months_ahead))
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"error: partitions not created: {exc}", file=sys.stderr)
+        return 1
+    months = ", ".join(f"{m:%Y-%m}" for m in created) or "none missing"
+    print(f"created partitions of zoom_webhook_events: {months}")
+    return 0
+
+
 COMMANDS = {"serve": serve, "migrate": migrate}
 # Commands that take options of their own.
-COMMANDS_WITH_ARGS = {"retention": retention}
+COMMANDS_WITH_ARGS = {"retention": retention, "partitions": partitions}
 
 
 def main(argv: list[str]) -> int:

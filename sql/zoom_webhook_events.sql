@@ -80,3 +80,10 @@ UPDATE zoom_webhook_events AS e
   FROM batch
  WHERE e.id = batch.id
 RETURNING e.id;
+
+-- name: create_webhook_event_partitions
+-- The monthly partitions of zoom_webhook_events from this UTC month to $1 months ahead, those
+-- missing (sql/functions/create_zoom_webhook_events_partitions.sql). One row per month created.
+SELECT month
+  FROM create_zoom_webhook_events_partitions($1) AS month
+ ORDER BY month;

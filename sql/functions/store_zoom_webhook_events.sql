@@ -1,6 +1,6 @@
 -- store_zoom_webhook_events: the webhook ingest's one statement (service/webhook/ingest.py,
 -- called by the store_webhook_events query in sql/zoom_webhook_events.sql). This is its current
--- definition, the one the migrations have installed (last by 090). To change it, edit this
+-- definition, the one the migrations have installed (last by 130). To change it, edit this
 -- file and add a migration that repeats it; tests/test_sql_functions.py fails while the
 -- database's installed function and this file differ.
 --
@@ -10,7 +10,8 @@
 --   8 raw_data (the body as received), 9 id (a UUIDv7; when absent, gen_random_uuid()).
 -- Steps: per-meeting advisory locks in key order (the lock the booking-linking trigger takes),
 -- then, in a new statement and so a new snapshot, the insert that skips redeliveries (same
--- dedupe_key) and links each event to its booking, and meeting.ended completing paid bookings.
+-- dedupe_key and occurred_at, the unique key of the partitioned table of migration 130) and
+-- links each event to its booking, and meeting.ended completing paid bookings.
 -- Returns the dedupe_key of each event actually inserted; none when all were redeliveries.
 CREATE OR REPLACE FUNCTION store_zoom_webhook_events(in_events JSONB) RETURNS SETOF BYTEA
 LANGUAGE plpgsql VOLATILE AS $$
@@ -33,7 +34,7 @@ BEGIN
                  ORDER BY b.created_at DESC
                  LIMIT 1)
           FROM jsonb_array_elements(in_events) AS e
-            ON CONFLICT (dedupe_key) DO NOTHING
+            ON CONFLICT (dedupe_key, occurred_at) DO NOTHING
         RETURNING zoom_webhook_events.dedupe_key, zoom_webhook_events.booking_id,
                   zoom_webhook_events.event_type
     ), completed AS (
