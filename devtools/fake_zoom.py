@@ -45,6 +45,7 @@ FAILURE_KINDS = frozenset(
 TARGETS = frozenset(
     {"oauth", "api", "create", "get", "delete", "instances", "details", "participants"}
 )
+READ_TARGETS = frozenset({"instances", "details", "participants"})
 DEFAULT_PAGE_SIZE = 30  # Zoom's default page_size; at most MAX_PAGE_SIZE
 MAX_PAGE_SIZE = 300
 HOST_ID = "fake-host-id"
@@ -156,6 +157,8 @@ class FakeZoom:
     expires_in: int = 3600
     # Seconds every meeting creation takes (Zoom is not instant; racing accepts overlap it).
     create_latency: float = 0.0
+    # Seconds every past-meeting read takes (instances, details, report pages).
+    read_latency: float = 0.0
     calls: list[Call] = field(default_factory=list)
     meetings: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted: list[str] = field(default_factory=list)
@@ -300,6 +303,8 @@ class FakeZoom:
         call = await self._record(request, target)
         if target == "create":
             await asyncio.sleep(self.create_latency)
+        elif target in READ_TARGETS:
+            await asyncio.sleep(self.read_latency)
         scripted = await self._scripted(target)
         if scripted is not None:
             return call, scripted

@@ -3,6 +3,7 @@
 python -m service migrate: apply pending migrations to DATABASE_URL and exit.
 python -m service retention --days N: strip participant details from older events (daily job).
 python -m service partitions: create the months ahead of zoom_webhook_events (daily job).
+python -m service reconcile [--booking ID] [--days N]: recover what webhooks missed (periodic job).
 """
 
 from __future__ import annotations
@@ -182,9 +183,53 @@ def partitions(argv: list[str]) -> int:
     return 0
 
 
+def reconcile(argv: list[str]) -> int:
+    """Recover from Zoom's API what the webhooks of due bookings missed (a periodic job).
+
+    Exit 0 when every booking reached a final outcome, 1 when some are left for the next run,
+    2 on bad configuration or arguments.
+    """
+    import argparse
+    import uuid
+
+    import asyncpg
+
+    from service.config import zoom_job_config_from_env
+    from service.jobs.reconcile import DEFAULT_DAYS, UnknownBooking, run_reconcile
+
+    parser = argparse.ArgumentParser(
+        prog="python -m service reconcile",
+        description="Store what Zoom's API reports and the webhooks missed, booking by booking.",
+    )
+    parser.add_argument("--booking", type=uuid.UUID, help="this booking only, due or not")
+    parser.add_argument(
+        "--days", type=int, default=DEFAULT_DAYS, help="bookings whose end lies this many days back"
+    )
+    args = parser.parse_args(argv)
+    if args.days < 1:
+        parser.error("--days must be at least 1")
+    try:
+        config = zoom_job_config_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        summary = asyncio.run(
+            run_reconcile(config, booking_id=args.booking, days=args.days, out=sys.stdout)
+        )
+    except UnknownBooking as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        print(f"error: reconcile stopped (finished bookings stay done): {exc}", file=sys.stderr)
+        return 1
+    return summary.exit_status
+
+
 COMMANDS = {"serve": serve, "migrate": migrate}
 # Commands that take options of their own.
-COMMANDS_WITH_ARGS = {"retention": retention, "partitions": partitions}
+COMMANDS_WITH_ARGS = {"retention": retention, "partitions": partitions, "reconcile": reconcile}
 
 
 def main(argv: list[str]) -> int:

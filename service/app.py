@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from service.bookings import accept, clicks, reads
+from service.bookings import accept, clicks, reads, reconciliation
 from service.config import Config
 from service.db import load_queries, migration_ids, pool_ctx
 from service.http import health, metrics, openapi
@@ -60,5 +60,6 @@ def create_app(config: Config) -> web.Application:
     app.add_routes(internal_routes(clicks.routes))
     app.add_routes(internal_routes(accept.routes))
     app.add_routes(internal_routes(reads.routes))
+    app.add_routes(internal_routes(reconciliation.routes))
     app.add_routes(openapi.routes)
     return app

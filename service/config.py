@@ -108,6 +108,23 @@ class Config:
         )
 
 
+def zoom_job_config_from_env(environ: Mapping[str, str]) -> Config:
+    """The configuration of a job that calls Zoom's API (reconcile): the database and Zoom only.
+
+    Webhook secrets and internal tokens are not needed; the Zoom API credentials are.
+    """
+    missing = [name for name in ZOOM_API_VARIABLES if not environ.get(name, "").strip()]
+    if missing:
+        raise ConfigError(f"{', '.join(missing)} required to call Zoom's API")
+    return Config.from_env(
+        {
+            "ZOOM_WEBHOOK_SECRET": "unused-by-jobs",
+            "INTERNAL_API_TOKENS": "unused-by-jobs",
+            **environ,
+        }
+    )
+
+
 def database_url_from_env(environ: Mapping[str, str]) -> str:
     """Return DATABASE_URL, which must be a postgresql:// DSN."""
     url = environ.get("DATABASE_URL", "").strip()

@@ -13,7 +13,7 @@ SELECT k AS dedupe_key
 -- index). $1 booking_id, $2/$3 the last (occurred_at, id) already seen ('-infinity' and the nil
 -- uuid for the first page), $4 how many rows, $5 whether to include raw_data.
 SELECT e.id, e.event_type, e.occurred_at, e.zoom_meeting_id, e.participant_name,
-       e.participant_email, e.participant_user_id,
+       e.participant_email, e.participant_user_id, e.source,
        CASE WHEN $5::boolean THEN e.raw_data END AS raw_data
   FROM zoom_webhook_events AS e
  WHERE e.booking_id = $1
@@ -24,7 +24,7 @@ SELECT e.id, e.event_type, e.occurred_at, e.zoom_meeting_id, e.participant_name,
 -- name: select_booking_events
 -- Every event of a booking with its raw body, for attendance and the timeline. $1 booking_id.
 SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
-       e.participant_email, e.participant_user_id, e.raw_data
+       e.participant_email, e.participant_user_id, e.raw_data, e.source
   FROM zoom_webhook_events AS e
  WHERE e.booking_id = $1
  ORDER BY e.occurred_at, e.id;
@@ -87,3 +87,46 @@ RETURNING e.id;
 SELECT month
   FROM create_zoom_webhook_events_partitions($1) AS month
  ORDER BY month;
+
+-- name: lock_zoom_meeting
+-- Take the per-meeting advisory lock that webhook ingest takes (migration 032), until the
+-- transaction ends: recovered events and deliveries of meeting $1 are stored one at a time.
+SELECT pg_advisory_xact_lock(zoom_meeting_lock_key($1));
+
+-- name: select_meeting_events
+-- Every stored event of meeting $1, whichever booking it is linked to: what reconciliation
+-- compares Zoom's report with. No rows: nothing was delivered or recovered.
+SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
+       e.participant_email, e.participant_user_id, e.raw_data, e.source
+  FROM zoom_webhook_events AS e
+ WHERE e.zoom_meeting_id = $1
+ ORDER BY e.occurred_at, e.id;
+
+-- name: insert_recovered_events
+-- Store facts recovered from Zoom's API for booking $1 (meeting $2), source 'zoom_api', and
+-- complete the booking when it is paid and a meeting.ended is among them, as a delivered one
+-- does. Call under lock_zoom_meeting. $3 is a JSON array of objects with id, event_type,
+-- meeting_uuid, occurred_at, participant_name, participant_email, participant_user_id,
+-- dedupe_key (hex) and raw_data. One row: how many were stored (a fact already stored under
+-- the same dedupe_key is skipped) and whether the booking was completed.
+WITH inserted AS (
+    INSERT INTO zoom_webhook_events
+           (id, event_type, zoom_meeting_id, meeting_uuid, occurred_at, participant_name,
+            participant_email, participant_user_id, dedupe_key, raw_data, booking_id, source)
+    SELECT (e ->> 'id')::uuid, e ->> 'event_type', $2, e ->> 'meeting_uuid',
+           (e ->> 'occurred_at')::timestamptz, e ->> 'participant_name',
+           e ->> 'participant_email', e ->> 'participant_user_id',
+           decode(e ->> 'dedupe_key', 'hex'), e -> 'raw_data', $1, 'zoom_api'
+      FROM jsonb_array_elements($3::jsonb) AS e
+        ON CONFLICT (dedupe_key, occurred_at) DO NOTHING
+    RETURNING zoom_webhook_events.event_type
+), completed AS (
+    UPDATE bookings
+       SET status = 'completed'
+     WHERE id = $1
+       AND status = 'paid'
+       AND EXISTS (SELECT 1 FROM inserted WHERE inserted.event_type = 'meeting.ended')
+    RETURNING bookings.id
+)
+SELECT (SELECT count(*) FROM inserted) AS recovered,
+       EXISTS (SELECT 1 FROM completed) AS completed;

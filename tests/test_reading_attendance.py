@@ -119,6 +119,8 @@ async def test_attendance_of_a_session_in_the_contracts_shape(client, db, auth_h
                 "seconds_present": 470 + 1170,
             },
         ],
+        "evidence": "webhooks",
+        "reconciled_at": None,
     }
 
 
@@ -191,6 +193,8 @@ async def test_a_booking_without_events_has_null_times_and_no_participants(
         "first_start_click_at": None,
         "first_join_click_at": None,
         "participants": [],
+        "evidence": "none",
+        "reconciled_at": None,
     }
 
 

@@ -19,6 +19,7 @@ EVENT_FIELDS = {
     "participant_name",
     "participant_email",
     "participant_user_id",
+    "source",
 }
 
 

@@ -36,6 +36,7 @@ from service.zoom_payload import (
     PARTICIPANT_EVENTS,
     PARTICIPANT_JOINED,
     PARTICIPANT_LEFT,
+    REPORT_FIELDS,
     meeting_object,
     participant_object,
     read_meeting,
@@ -45,6 +46,8 @@ from service.zoom_payload import (
 
 # zoom_webhook_events.source of a delivered event; a row without the column was delivered.
 DELIVERED_SOURCE = "webhook"
+# zoom_webhook_events.source of a fact recovered from Zoom's REST API (service/jobs/reconcile.py).
+RECOVERED_SOURCE = "zoom_api"
 START_CLICK = "start_meeting"
 JOIN_CLICK = "join_meeting"
 
@@ -109,8 +112,11 @@ def fact_from_row(row: Row) -> ZoomFact:
 
     The raw body is read with the same reader as at ingest (service.zoom_payload), so a person
     is the same person at ingest and here; it holds the host id and every participant id. A row
-    without one (written by hand) falls back to the stored columns.
+    without one (written by hand) falls back to the stored columns. A row recovered from Zoom's
+    API holds Zoom's REST record instead of a webhook body (see fact_from_recovered_row).
     """
+    if row.get("source") == RECOVERED_SOURCE:
+        return fact_from_recovered_row(row)
     event_type = row["event_type"] or ""
     source = text(row.get("source")) or DELIVERED_SOURCE
     meeting = meeting_object(row.get("raw_data")) or {}
@@ -139,6 +145,32 @@ def fact_from_row(row: Row) -> ZoomFact:
         email=person.email or text(row.get("participant_email")) or "",
         name=person.name or text(row.get("participant_name")) or "",
         source=source,
+    )
+
+
+def fact_from_recovered_row(row: Row) -> ZoomFact:
+    """Read a row reconciliation stored: raw_data is a participant report record, read with
+    REPORT_FIELDS, or for the meeting's start and end the instance's details (uuid, host_id)."""
+    event_type, record = row["event_type"] or "", row.get("raw_data")
+    record = record if isinstance(record, Mapping) else {}
+    meeting_uuid = text(row.get("meeting_uuid")) or ""
+    if event_type not in PARTICIPANT_EVENTS:
+        instance = read_meeting(record)
+        return ZoomFact(
+            row["occurred_at"], event_type, instance.uuid or meeting_uuid, instance.host_id or ""
+        )
+    person = read_participant(record, REPORT_FIELDS)
+    return ZoomFact(
+        occurred_at=row["occurred_at"],
+        event_type=event_type,
+        meeting_uuid=meeting_uuid,
+        participant_uuid=person.participant_uuid or "",
+        stable_id=person.stable_id or "",
+        zoom_id=person.zoom_id or "",
+        join_user_id=person.join_user_id or "",
+        email=person.email or text(row.get("participant_email")) or "",
+        name=person.name or text(row.get("participant_name")) or "",
+        source=RECOVERED_SOURCE,
     )
 
 
@@ -368,6 +400,17 @@ def attendance(
         "first_join_click_at": min((t for a, t in clicks if a == JOIN_CLICK), default=None),
         "participants": summaries,
     }
+
+
+def evidence(sources: Iterable[str]) -> str:
+    """Say where a booking's events came from: "webhooks", "zoom_api", both, or "none"."""
+    found = set(sources)
+    recovered, delivered = RECOVERED_SOURCE in found, bool(found - {RECOVERED_SOURCE})
+    if delivered and recovered:
+        return "webhooks+zoom_api"
+    if recovered:
+        return "zoom_api"
+    return "webhooks" if delivered else "none"
 
 
 def _participant_order(summary: Mapping[str, Any]) -> tuple[str, str, str, str]:

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from service.bookings.attendance import attendance, fact_from_row
+from service.bookings.attendance import attendance, evidence, fact_from_row
 from service.bookings.picture import Schedule, attendance_svg
 from service.bookings.timeline import timeline
 from service.db import Connection, Queries
@@ -150,10 +150,12 @@ def summarise(
     *,
     interval_sources: bool = False,
 ) -> dict[str, Any]:
-    """The attendance summary both the JSON route and the picture show."""
+    """The attendance summary both the JSON route and the picture show, with its evidence."""
     facts = [fact_from_row(e) for e in events]
     action_times = [(c["action_type"], c["created_at"]) for c in clicks]
-    return attendance(booking_id, facts, action_times, interval_sources=interval_sources)
+    summary = attendance(booking_id, facts, action_times, interval_sources=interval_sources)
+    summary["evidence"] = evidence(e["source"] for e in events)
+    return summary
 
 
 @routes.get("/api/bookings/{id}/attendance")
@@ -161,7 +163,8 @@ async def show_attendance(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
     async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
         booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
-    return json_response(summarise(booking_id, events, clicks))
+        reconciled_at = await conn.fetchval(q.select_reconciled_at, booking_id)
+    return json_response({**summarise(booking_id, events, clicks), "reconciled_at": reconciled_at})
 
 
 @routes.get("/api/bookings/{id}/attendance.svg")

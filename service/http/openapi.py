@@ -163,7 +163,16 @@ SCHEMAS: dict[str, Any] = {
             "participant_name": NULLABLE_TEXT,
             "participant_email": NULLABLE_TEXT,
             "participant_user_id": NULLABLE_TEXT,
-            "raw_data": {"description": "The webhook body as received; only with include=raw."},
+            "source": {
+                "type": "string",
+                "enum": ["webhook", "zoom_api"],
+                "description": "A delivery, or a fact recovered from Zoom's API by reconciliation.",
+            },
+            "raw_data": {
+                "description": "The webhook body as received (for source zoom_api, Zoom's record: "
+                "the participant report record, or the instance's details); only with "
+                "include=raw."
+            },
         },
         required=[
             "id",
@@ -173,6 +182,7 @@ SCHEMAS: dict[str, Any] = {
             "participant_name",
             "participant_email",
             "participant_user_id",
+            "source",
         ],
     ),
     "ZoomEventPage": obj(
@@ -207,6 +217,37 @@ SCHEMAS: dict[str, Any] = {
             "first_start_click_at": NULLABLE_TIME,
             "first_join_click_at": NULLABLE_TIME,
             "participants": {"type": "array", "items": ref("Participant")},
+            "evidence": {
+                "type": "string",
+                "enum": ["webhooks", "zoom_api", "webhooks+zoom_api", "none"],
+                "description": "Where the booking's Zoom events came from.",
+            },
+            "reconciled_at": {
+                **NULLABLE_TIME,
+                "description": "When reconciliation last reached a final outcome; null before.",
+            },
+        }
+    ),
+    "Reconciliation": obj(
+        {
+            "booking_id": UUID,
+            "zoom_meeting_id": {"type": "string"},
+            "outcome": {
+                "type": "string",
+                "enum": ["recovered", "complete", "no_meeting", "pending"],
+                "description": "recovered, complete and no_meeting are final; pending is tried "
+                "again by the next run.",
+            },
+            "instances": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Ended instances Zoom lists.",
+            },
+            "recovered": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Events this call stored.",
+            },
         }
     ),
     "TimelineItem": obj(
@@ -420,6 +461,23 @@ PATHS: dict[str, Any] = {
         ref("Timeline"),
         "The timeline.",
     ),
+    "/api/bookings/{id}/reconcile": {
+        "post": {
+            "summary": "Ask Zoom now what the booking's webhooks missed, and store it",
+            "tags": ["booking"],
+            "security": INTERNAL,
+            "parameters": [BOOKING_ID],
+            "responses": {
+                "200": json_body(ref("Reconciliation"), "The outcome and what was stored."),
+                "409": error(
+                    "The booking has no Zoom meeting, or another reconciliation of it ran too long."
+                ),
+                "502": error("Zoom failed, was unreachable, hung or rate-limited too long."),
+                **BOOKING_ERRORS,
+                "503": error("Database unreachable, or the Zoom API credentials are not set."),
+            },
+        }
+    },
     "/api/bookings/{id}/start-url": {
         "get": {
             "summary": "A fresh start URL for the coach (the stored one expires after ~2 h)",
