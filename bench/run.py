@@ -92,12 +92,33 @@ def main() -> int:
     try:
         cluster.create_database(DATABASE)
         url = cluster.url(DATABASE)
-        apply_migrations(url)
+        if args.before_migration:
+            apply_migrations_before(url, args.before_migration)
+        else:
+            apply_migrations(url)
         return run_all(args, url, server_cpus, datadir)
     finally:
         cluster.stop()
         if not args.keep and not args.datadir:
             shutil.rmtree(datadir, ignore_errors=True)
+
+
+def apply_migrations_before(url: str, migration_id: str) -> None:
+    """Apply the migrations older than migration_id only: measure the schema before it."""
+    from yoyo import get_backend, read_migrations
+
+    from service.db import MIGRATIONS_DIR
+    from service.jobs.migrate import yoyo_url
+
+    backend = get_backend(yoyo_url(url))
+    try:
+        with backend.lock():
+            for migration in backend.to_apply(read_migrations(str(MIGRATIONS_DIR))):
+                if migration.id >= migration_id:
+                    break
+                backend.apply_one(migration)
+    finally:
+        backend.connection.close()
 
 
 def parse_args() -> argparse.Namespace:
@@ -111,9 +132,15 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--only",
         default="",
-        help="comma list of runs: bare,insert,service,service2,overload,prefilled,prefilled2",
+        help="comma list of runs: bare,insert,service,service2,gunicorn2,overload,prefilled,"
+        "prefilled2 (gunicorn2 only when named; it needs gunicorn installed)",
     )
     parser.add_argument("--keep", action="store_true", help="keep var/bench/pgdata")
+    parser.add_argument(
+        "--before-migration",
+        default="",
+        help="apply only the migrations older than this id (measure the schema before it)",
+    )
     parser.add_argument(
         "--datadir",
         default="",
@@ -179,6 +206,9 @@ def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None, da
             if wanted(name):
                 run = measure(name, SERVICE_CMD, processes(env, name), url, load, meetings)
                 rounds.setdefault(name, []).append(run)
+        if "gunicorn2" in only:
+            run = measure("gunicorn2", gunicorn_cmd(env, 2), env, url, load, meetings)
+            rounds.setdefault("gunicorn2", []).append(run)
     for name, runs in rounds.items():
         runs_by_rate = sorted(runs, key=lambda r: r["events_per_s"])
         results[name] = dict(runs_by_rate[len(runs) // 2], rounds=[r["events_per_s"] for r in runs])
@@ -202,6 +232,26 @@ def run_all(args: argparse.Namespace, url: str, server_cpus: set[int] | None, da
 
 
 SERVICE_CMD = [sys.executable, "-m", "service"]
+
+
+def gunicorn_cmd(env: dict[str, str], workers: int) -> list[str]:
+    """The same app under gunicorn's aiohttp worker (uvloop), `workers` processes."""
+    return [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "bench.gunicorn_app:app",
+        "--worker-class",
+        "aiohttp.GunicornUVLoopWebWorker",
+        "--workers",
+        str(workers),
+        "--bind",
+        f"{env['HOST']}:{env['PORT']}",
+        "--backlog",
+        "4096",
+        "--graceful-timeout",
+        "25",
+    ]
 
 
 def processes(env: dict[str, str], run: str) -> dict[str, str]:
@@ -244,6 +294,10 @@ def measure_run(
         wait_healthy(base, server)
         workers = int(env.get("WEB_CONCURRENCY", "1"))
         wait_listening(int(env["PORT"]), workers, server)
+        if "gunicorn" in cmd:
+            # One listening socket shared by its workers: wrk must not connect before both
+            # accept, or the first to boot takes every connection.
+            wait_for_children(server, 2)
         result = run_wrk(base, load, server.pid, datadir)
         result["peak_rss_mb"] = sum(peak_rss_mb(pid) for pid in process_tree(server.pid))
         result["processes"] = workers
@@ -294,6 +348,13 @@ def wait_listening(port: int, sockets: int, server: subprocess.Popen) -> None:
             return
         time.sleep(0.05)
     raise SystemExit(f"{sockets} listening sockets did not appear within 30 s")
+
+
+def wait_for_children(server: subprocess.Popen, count: int) -> None:
+    deadline = time.monotonic() + 30
+    while len(process_tree(server.pid)) < count + 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)  # the workers' app start-up (pool, writers) after the fork
 
 
 def peak_rss_mb(pid: int) -> int:
@@ -596,6 +657,7 @@ def report(results: dict, args: argparse.Namespace, server_cpus: set[int] | None
         "insert": "(b) per-request INSERT",
         "service": "service, 1 process",
         "service2": "service, 2 processes",
+        "gunicorn2": "gunicorn aiohttp worker, 2 processes",
         "prefilled": f"service, 1 process, {prefilled}",
         "prefilled2": f"service, 2 proc., {prefilled}",
         "overload": "overload",
@@ -627,6 +689,8 @@ def report(results: dict, args: argparse.Namespace, server_cpus: set[int] | None
         verdicts.append(ratio("2 processes / 1", two, service, TARGETS["two_vs_one"]))
     if two and bare:
         ratio("2 processes / (a)", two, bare, 0)
+    if two and results.get("gunicorn2"):
+        ratio("gunicorn, 2 processes / ours, 2", results["gunicorn2"], two, 0)
     for name in ("prefilled", "prefilled2"):
         if results.get(name) and bare:
             label = f"{labels[name]} / (a)"
