@@ -21,6 +21,7 @@ from devtools.zoom_standin import ZoomStandIn, credentials
 from tests.conftest import INTERNAL_TOKEN, WEBHOOK_SECRET
 from tests.factories import make_booking
 from tests.processes import free_port, running_service
+from tests.test_attendance_picture import assert_standalone, drawn
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -185,8 +186,26 @@ async def test_make_demo_walks_the_product_against_a_served_instance(
     assert said.count("-> LOST") == 3
     for step in ("/accept", "zoom-simulate", "/reconcile", "/attendance", "/timeline"):
         assert step in said, step
-    assert (tmp_path / "after-reconcile.svg").read_bytes().startswith(b"<?xml")
-    assert (tmp_path / "before-reconcile.svg").exists()
+    # Reconciliation recovered exactly the three lost steps and completed the booking.
+    assert '"outcome":"recovered"' in said and '"recovered":3' in said
+    assert booking["status"] == "completed"
+    recovered = await db.fetch(
+        "SELECT event_type, participant_name FROM zoom_webhook_events"
+        " WHERE booking_id = $1 AND source = 'zoom_api' ORDER BY occurred_at",
+        booking["id"],
+    )
+    assert [(r["event_type"], r["participant_name"]) for r in recovered] == [
+        ("meeting.participant_joined", "Athlete Alex"),
+        ("meeting.participant_left", "Athlete Alex"),
+        ("meeting.ended", None),
+    ]
+    # The pictures: before, the rejoin is missing; after, it is drawn as recovered evidence.
+    before = assert_standalone((tmp_path / "before-reconcile.svg").read_bytes())
+    after = assert_standalone((tmp_path / "after-reconcile.svg").read_bytes())
+    assert [b.get("data-source") for b in drawn(before, "bar")] == ["webhook", "webhook"]
+    assert drawn(before, "meeting-end") == []
+    assert [b.get("data-source") for b in drawn(after, "bar")] == ["webhook", "webhook", "zoom_api"]
+    assert len(drawn(after, "meeting-end")) == 1
     started = await db.fetchval(
         "SELECT min(occurred_at) FROM zoom_webhook_events WHERE booking_id = $1", booking["id"]
     )

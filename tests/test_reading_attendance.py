@@ -241,8 +241,10 @@ async def test_the_timeline_tells_the_session_in_words(client, db, auth_headers)
     assert items[3]["actor_id"] == str(booking["athlete_id"])
     assert items[1]["actor"] == "zoom"
     assert items[4]["actor"] == "Jill Chill (jchill@example.com)"
-    assert all(set(e) == {"at", "kind", "type", "actor", "actor_id", "description", "id"}
+    assert all(set(e) == {"at", "kind", "type", "actor", "actor_id", "description", "id", "source"}
                for e in items)  # fmt: skip
+    assert [e["source"] for e in items if e["kind"] == "zoom_event"] == ["webhook"] * 7
+    assert [e["source"] for e in items if e["kind"] == "click"] == [None] * 2
 
 
 async def test_events_written_without_a_raw_body_are_read_from_their_columns(

@@ -157,7 +157,11 @@ def fact_from_recovered_row(row: Row) -> ZoomFact:
     if event_type not in PARTICIPANT_EVENTS:
         instance = read_meeting(record)
         return ZoomFact(
-            row["occurred_at"], event_type, instance.uuid or meeting_uuid, instance.host_id or ""
+            row["occurred_at"],
+            event_type,
+            instance.uuid or meeting_uuid,
+            instance.host_id or "",
+            source=RECOVERED_SOURCE,
         )
     person = read_participant(record, REPORT_FIELDS)
     return ZoomFact(

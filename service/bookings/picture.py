@@ -248,12 +248,13 @@ def draw_schedule(svg: ET.Element, axis: Axis, schedule: Schedule | None, bottom
         element(
             group, "line", x1=edge, x2=edge, y1=top, y2=bottom, stroke=MUTED, stroke_dasharray="2 3"
         )
+    # At the top of the band, in the clicks lane, where no bar can hide it.
     element(
         group,
         "text",
         "scheduled",
         x=right - 3,
-        y=bottom - 4,
+        y=top + 12,
         font_size=10,
         fill=MUTED,
         text_anchor="end",

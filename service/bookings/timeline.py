@@ -81,6 +81,7 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
                 "actor_id": click["coach_id"] if actor == "coach" else click["athlete_id"],
                 "description": description,
                 "id": click["id"],
+                "source": None,
             }
         )
     for event_id, fact in events:
@@ -96,6 +97,7 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
                     fact, is_host=is_host, unmatched_leave=fact in unmatched
                 ),
                 "id": event_id,
+                "source": fact.source,  # delivered by Zoom's webhook, or recovered from its API
             }
         )
     entries.sort(key=lambda e: (e["at"], ORDER.get(e["type"], ORDER["click"]), str(e["id"])))

@@ -259,6 +259,12 @@ SCHEMAS: dict[str, Any] = {
             "actor_id": NULLABLE_TEXT,
             "description": {"type": "string"},
             "id": UUID,
+            "source": {
+                "type": ["string", "null"],
+                "enum": ["webhook", "zoom_api", None],
+                "description": "A Zoom event's: delivered by webhook, or recovered from Zoom's "
+                "API by reconciliation; null for a click.",
+            },
         }
     ),
     "Timeline": obj({"booking_id": UUID, "items": {"type": "array", "items": ref("TimelineItem")}}),
