@@ -136,13 +136,14 @@ def test_every_job_command_is_one_the_service_understands(workload):
     (container,) = pod_specs()[workload]["containers"]
     command = container["command"]
     assert command[:3] == ["python", "-m", "service"]
-    # Without DATABASE_URL a command that parsed its arguments stops at once, naming it; an
-    # unknown command or option would print its usage instead.
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    # With the pods' environment but DATABASE_URL, a command that parsed its arguments stops at
+    # once, naming it; an unknown command or option would print its usage instead.
+    pods = {k: v for k, v in server_environment().items() if k != "DATABASE_URL"}
+    env = {k: os.environ[k] for k in ("PATH", "HOME") if k in os.environ}
     result = subprocess.run(
         [sys.executable, *command[1:]],
         cwd=ROOT,
-        env={**env, **manifests()["ConfigMap/zoom-session-logs"]["data"]},
+        env={**env, **pods},
         capture_output=True,
         text=True,
         timeout=60,
