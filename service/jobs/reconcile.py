@@ -225,15 +225,17 @@ def already_recorded(fact: ZoomFact, stored: Iterable[ZoomFact]) -> bool:
 def missing_rows(
     candidates: Iterable[dict[str, Any]], stored: Iterable[Mapping[str, Any]]
 ) -> list[dict[str, Any]]:
-    """The candidate rows no stored row records (read both the way attendance reads them)."""
+    """The candidate rows no stored row records (read both the way attendance reads them).
+
+    Candidates are compared with the stored rows only: two records of Zoom's report are two
+    joins even in one second (their per-join user_ids differ); one listed twice is one key.
+    """
     known = [fact_from_row(row) for row in stored]
-    missing = []
+    missing: dict[bytes, dict[str, Any]] = {}
     for row in candidates:
-        fact = fact_from_row(row)
-        if not already_recorded(fact, known):
-            missing.append(row)
-            known.append(fact)  # a fact Zoom lists twice is stored once
-    return missing
+        if row["dedupe_key"] not in missing and not already_recorded(fact_from_row(row), known):
+            missing[row["dedupe_key"]] = row
+    return list(missing.values())
 
 
 def rows_json(rows: Sequence[dict[str, Any]]) -> str:
