@@ -275,3 +275,23 @@ def test_each_interval_carries_the_source_of_its_evidence_for_the_picture():
     assert [set(i) for i in plain["participants"][0]["intervals"]] == [{"joined_at", "left_at"}] * 2
     svg = assert_standalone(attendance_svg(drawn_summary, SCHEDULE))
     assert [b.get("data-source") for b in drawn(svg, "bar")] == ["webhook+zoom_api", "zoom_api"]
+
+
+@pytest.mark.parametrize("days", [0, 3, 400])
+def test_the_axis_keeps_a_readable_number_of_ticks_whatever_the_span(days: int):
+    people = [person(0)]
+    people[0]["intervals"][0]["left_at"] = START + timedelta(days=days, minutes=30)
+    svg = assert_standalone(attendance_svg(summary(people, ended=False), SCHEDULE))
+    ticks = drawn(svg, "tick")
+    assert 3 <= len(ticks) <= 10
+    labels = ["".join(t.itertext()).strip() for t in ticks]
+    days = {t.get("data-at", "")[:10] for t in ticks}
+    dated = [label for label in labels if "-" in label]  # "09-23 00:00"
+    assert len(dated) == (len(days) if days != {"2026-09-21"} else 0), labels
+
+
+def test_the_header_says_where_the_evidence_came_from_and_when_it_was_reconciled():
+    shown = summary([person(0, source="zoom_api")], ended=True)
+    shown |= {"evidence": "webhooks+zoom_api", "reconciled_at": START + timedelta(hours=2)}
+    text = "".join(assert_standalone(attendance_svg(shown, SCHEDULE)).itertext())
+    assert "evidence: webhooks + recovered from Zoom, reconciled 17:00:00" in text

@@ -48,9 +48,16 @@ SOURCE_WORDS = {
     ZOOM_API: "recovered from Zoom's report",
     BOTH: "partly delivered, partly recovered from Zoom's report",
 }
+EVIDENCE_WORDS = {
+    "webhooks": "delivered webhooks",
+    "zoom_api": "recovered from Zoom",
+    "webhooks+zoom_api": "webhooks + recovered from Zoom",
+    "none": "no Zoom event",
+}
 SOURCE_FILLS = {WEBHOOK: DELIVERED, ZOOM_API: "url(#recovered)", BOTH: "url(#mixed)"}
 # The tick spacings the axis may use, in seconds: a round figure a reader can add up.
-TICK_STEPS = (10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600, 7200, 10800, 21600, 43200)
+TICK_STEPS: tuple[int, ...] = (10, 15, 30, 60, 120, 300, 600, 900, 1200, 1800, 3600)
+TICK_STEPS += (7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)
 MAX_TICKS = 9
 # Characters XML 1.0 cannot carry, escaped or not.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -78,7 +85,8 @@ class Axis:
 
     def ticks(self) -> list[datetime]:
         span = (self.end - self.start).total_seconds()
-        step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), TICK_STEPS[-1])
+        fallback = -(-span // (MAX_TICKS * 86400)) * 86400  # whole days, for very long spans
+        step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), fallback)
         first = datetime.fromtimestamp(-(-self.start.timestamp() // step) * step, UTC)
         count = int((self.end - first).total_seconds() // step) + 1
         return [first + timedelta(seconds=step * i) for i in range(max(0, count))]
@@ -217,7 +225,10 @@ def draw_header(svg: ET.Element, summary: Mapping[str, Any], schedule: Schedule 
     else:
         parts.append("no meeting start or end recorded")
     if summary.get("evidence"):
-        parts.append(f"evidence: {summary['evidence']}")
+        words = EVIDENCE_WORDS.get(summary["evidence"], summary["evidence"])
+        if summary.get("reconciled_at") is not None:
+            words += f", reconciled {clock(summary['reconciled_at'])}"
+        parts.append(f"evidence: {words}")
     element(svg, "text", "UTC \u00b7 " + " \u00b7 ".join(parts), x=LABEL_LEFT, y=44, fill=MUTED)
 
 
@@ -409,7 +420,8 @@ def draw_bar(
 def draw_axis(svg: ET.Element, axis: Axis, bottom: int) -> int:
     """Gridlines and UTC tick labels under the lanes; return where the axis text ends."""
     element(svg, "line", x1=PLOT_LEFT, x2=PLOT_RIGHT, y1=bottom, y2=bottom, stroke=INK)
-    previous_day = None
+    # Over several days every tick on a new day says its date; within one day the caption does.
+    previous_day = axis.start.date() if axis.start.date() == axis.end.date() else None
     for tick in axis.ticks():
         x = axis.x(tick)
         group = element(svg, "g", class_="tick", data_at=stamp(tick))
@@ -424,7 +436,7 @@ def draw_axis(svg: ET.Element, axis: Axis, bottom: int) -> int:
             stroke_width=0.6,
         )
         label = tick.strftime("%H:%M:%S" if tick.second else "%H:%M")
-        if previous_day is not None and tick.date() != previous_day:
+        if tick.date() != previous_day:
             label = tick.strftime("%m-%d ") + label
         previous_day = tick.date()
         element(group, "text", label, x=x, y=bottom + 16, font_size=11, text_anchor="middle")

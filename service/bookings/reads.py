@@ -174,8 +174,10 @@ async def draw_attendance(request: web.Request) -> web.Response:
         booking_id, events, clicks = await read_audit_trail(conn, q, request.match_info["id"])
         # Read apart from the events: a request's schedule never changes once it is accepted.
         schedule = await read_schedule(conn, q, booking_id)
+        reconciled_at = await conn.fetchval(q.select_reconciled_at, booking_id)
+    summary = summarise(booking_id, events, clicks, interval_sources=True)
     return web.Response(
-        body=attendance_svg(summarise(booking_id, events, clicks, interval_sources=True), schedule),
+        body=attendance_svg({**summary, "reconciled_at": reconciled_at}, schedule),
         content_type="image/svg+xml",
         # Opened directly in a browser, the picture may run nothing and load nothing.
         headers={
