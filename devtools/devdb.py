@@ -327,7 +327,9 @@ def start_zoom_standin(env: dict[str, str]) -> subprocess.Popen[bytes] | None:
     print(
         f"Zoom API: no Zoom credentials configured, so the service uses the local Zoom stand-in "
         f"at {url} (DEV ONLY: devtools/zoom_standin.py, dev-only credentials; its meetings "
-        f"exist nowhere else). Set {', '.join(ZOOM_CREDENTIALS)} to use real Zoom."
+        f"exist nowhere else). Set {', '.join(ZOOM_CREDENTIALS)} to use real Zoom.\n"
+        "Try `make demo` in another terminal: a booking, a session with lost deliveries, "
+        "reconciliation and the picture."
     )
     return process
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import time
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,7 @@ from devtools.fake_zoom import (
 )
 
 DEFAULT_PORT = 9090
+FIRST_MEETING_ID = 80_000_000_000
 LOAD_PATH = "/dev/past_meetings/{meeting_id}"
 
 
@@ -115,7 +117,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     async def run() -> None:
-        standin, runner = await serve(args.host, args.port, ZoomStandIn())
+        # Meeting ids never repeat across restarts, as Zoom's do not: var/pgdata keeps bookings.
+        first_id = FIRST_MEETING_ID + int(time.time() * 10) % 10**10
+        standin, runner = await serve(args.host, args.port, ZoomStandIn(next_meeting_id=first_id))
         print(f"Zoom stand-in (DEV ONLY) serving on {standin.url}", flush=True)
         try:
             await asyncio.Event().wait()
