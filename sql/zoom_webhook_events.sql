@@ -36,8 +36,9 @@ SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
 -- Kept: the row, event_type, occurred_at, zoom_meeting_id, meeting_uuid, booking_id, dedupe_key
 -- and Zoom's participant ids (attendance still counts each person's time). Gone: name, email,
 -- and every other part of raw_data, which shrinks to the event's non-personal skeleton marked
--- "redacted". The WHERE clause repeats zoom_webhook_events_unstripped_idx's predicate so that
--- the index serves it. Returns the ids stripped; fewer than $2 means nothing is left to do.
+-- "redacted" (a row recovered from Zoom's API keeps the ids and times of Zoom's record, which
+-- is its raw_data). The WHERE clause repeats zoom_webhook_events_unstripped_idx's predicate so
+-- that the index serves it. Returns the ids stripped; fewer than $2 means nothing is left to do.
 WITH batch AS (
     SELECT e.id
       FROM zoom_webhook_events AS e
@@ -52,7 +53,21 @@ WITH batch AS (
 UPDATE zoom_webhook_events AS e
    SET participant_name = NULL,
        participant_email = NULL,
-       raw_data = CASE WHEN e.raw_data IS NULL THEN NULL ELSE jsonb_strip_nulls(jsonb_build_object(
+       raw_data = CASE WHEN e.raw_data IS NULL THEN NULL
+       WHEN e.source = 'zoom_api' THEN jsonb_strip_nulls(jsonb_build_object(
+           'redacted', TRUE,
+           'id', e.raw_data -> 'id',
+           'uuid', e.raw_data -> 'uuid',
+           'host_id', e.raw_data -> 'host_id',
+           'user_id', e.raw_data -> 'user_id',
+           'participant_user_id', e.raw_data -> 'participant_user_id',
+           'start_time', e.raw_data -> 'start_time',
+           'end_time', e.raw_data -> 'end_time',
+           'join_time', e.raw_data -> 'join_time',
+           'leave_time', e.raw_data -> 'leave_time',
+           'duration', e.raw_data -> 'duration',
+           'status', e.raw_data -> 'status'))
+       ELSE jsonb_strip_nulls(jsonb_build_object(
            'redacted', TRUE,
            'event', e.raw_data -> 'event',
            'event_ts', e.raw_data -> 'event_ts',

@@ -15,6 +15,8 @@ import pytest
 
 from devtools.fake_zoom import HOST_ID, FakeZoom, PastInstance, participant_record, zoom_time
 from service.app import create_app
+from service.db import load_queries
+from service.jobs.retention import strip_participant_pii
 from tests.conftest import INTERNAL_TOKEN, zoom_config
 from tests.factories import make_booking, make_booking_request
 from tests.zoom_payloads import meeting_event, post_signed
@@ -411,3 +413,20 @@ async def test_metrics_count_reconciliations_and_zoom_calls(zoom_client, fake_zo
         'zoom_api_calls_total{endpoint="GET /report/meetings/{meetingUUID}/participants",'
         'status="200"} 1.0'
     ) in text
+
+
+async def test_retention_keeps_what_recovered_attendance_needs(zoom_client, fake_zoom, db, booking):
+    zoom_played(fake_zoom)
+    await reconcile(zoom_client, booking["id"])
+    before = await attendance(zoom_client, booking["id"])
+
+    await strip_participant_pii(
+        db, load_queries(), older_than=datetime.now(UTC) + timedelta(days=1), batch_size=100
+    )
+
+    after = await attendance(zoom_client, booking["id"])
+    assert "Jill Chill" not in str(await db.fetch("SELECT raw_data FROM zoom_webhook_events"))
+    assert [(p["user_id"], p["is_host"], p["seconds_present"]) for p in after["participants"]] == [
+        (p["user_id"], p["is_host"], p["seconds_present"]) for p in before["participants"]
+    ]
+    assert (await reconcile(zoom_client, booking["id"]))["recovered"] == 0

@@ -110,14 +110,17 @@ async def fetch_instances(
 ) -> list[InstanceReport]:
     """Ask Zoom about every ended instance of the meeting; ZoomNotFound if it never ran."""
     listed = await zoom.past_meeting_instances(meeting_id, deadline=deadline, allowance=allowance)
-    uuids = list(dict.fromkeys(text(item.get("uuid")) for item in listed))
+    # Each instance once, with the start_time the list gives it.
+    listed_starts = {text(item.get("uuid")): item.get("start_time") for item in listed}
     reports = []
-    for meeting_uuid in uuids:
+    for meeting_uuid, listed_start in listed_starts.items():
         if meeting_uuid is None:
             raise BadGateway("zoom_bad_response", "Zoom listed an instance without a uuid.")
         details = await zoom.past_meeting_details(
             meeting_uuid, deadline=deadline, allowance=allowance
         )
+        if parse_time(details.get("start_time")) is None and parse_time(listed_start):
+            details = {**details, "start_time": listed_start}
         if parse_time(details.get("start_time")) is None:
             raise BadGateway("zoom_bad_response", "Zoom's instance details have no start_time.")
         if parse_time(details.get("end_time")) is None:
