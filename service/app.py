@@ -32,6 +32,7 @@ async def event_store_ctx(app: web.Application) -> AsyncIterator[None]:
         acquire_timeout=config.db_acquire_timeout_seconds,
         queue_size=config.ingest_queue_size,
         max_batch=config.ingest_max_batch,
+        lock_timeout=config.ingest_lock_timeout_seconds,
         # Each writer holds a pool connection during its transaction; leave some for the rest.
         writers=max(1, min(config.ingest_writers, config.db_pool_max_size - 2)),
     )

@@ -65,6 +65,9 @@ class Config:
     ingest_queue_size: int = 1024
     ingest_max_batch: int = 512
     ingest_writers: int = 4
+    # How long one batch may wait for a lock (a meeting's, a booking's) before it is stored
+    # again meeting by meeting, so that one locked meeting holds up only its own events.
+    ingest_lock_timeout_seconds: float = 0.5
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Config:
@@ -105,6 +108,13 @@ class Config:
             ),
             ingest_max_batch=int_setting(environ, "INGEST_MAX_BATCH", cls.ingest_max_batch, low=1),
             ingest_writers=int_setting(environ, "INGEST_WRITERS", cls.ingest_writers, low=1),
+            ingest_lock_timeout_seconds=int_setting(
+                environ,
+                "INGEST_LOCK_TIMEOUT_MS",
+                round(cls.ingest_lock_timeout_seconds * 1000),
+                low=1,
+            )
+            / 1000,
         )
 
 

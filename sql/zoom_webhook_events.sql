@@ -4,9 +4,11 @@
 -- one ten-element array per event (batch_json in service/webhook/ingest.py): [event_type,
 -- zoom_meeting_id, meeting_uuid, occurred_at, participant_name, participant_email,
 -- participant_user_id, dedupe_key as hex, raw_data, id].
+-- $2 the longest any lock may be waited for, in milliseconds (else SQLSTATE 55P03); an empty
+-- array stores nothing and proves the database takes writes (/readyz).
 -- One row per event actually inserted: its dedupe_key. No row: every event was a redelivery.
 SELECT k AS dedupe_key
-  FROM store_zoom_webhook_events($1::jsonb) AS k;
+  FROM store_zoom_webhook_events($1::jsonb, $2::integer) AS k;
 
 -- name: select_booking_events_page
 -- One page of a booking's events in time order (keyset on the (booking_id, occurred_at, id)

@@ -40,12 +40,14 @@ async def hold_meeting_lock(db, meeting_id: str) -> None:
     await db.execute("SELECT pg_advisory_lock(zoom_meeting_lock_key($1))", meeting_id)
 
 
-async def wait_for_writer_blocked(db, count: int = 1) -> list[int]:
+async def wait_for_writer_blocked(db, count: int = 1, *, besides: int = 0) -> list[int]:
     """Return the pids of writer connections waiting on an advisory lock, once there are count."""
     for _ in range(500):
         pids = await db.fetch(
             "SELECT pid FROM pg_stat_activity "
-            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND pid <> pg_backend_pid()"
+            "WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
+            "AND pid NOT IN (pg_backend_pid(), $1)",
+            besides,
         )
         if len(pids) >= count:
             return [r["pid"] for r in pids]
@@ -63,7 +65,8 @@ async def wait_for_queue_depth(app, depth: int) -> None:
 
 async def stuck_writer(aiohttp_client, database_url, db, **overrides):
     """A service whose one writer is stuck on LOCKED_MEETING's lock with a first delivery."""
-    app = create_app(test_config(database_url, ingest_writers=1, **overrides))
+    settings = {"ingest_writers": 1, "ingest_lock_timeout_seconds": 60.0, **overrides}
+    app = create_app(test_config(database_url, **settings))
     client = await aiohttp_client(app)
     await hold_meeting_lock(db, LOCKED_MEETING)
     body = meeting_event(STARTED, meeting_id=LOCKED_MEETING, uuid="first==")
@@ -199,23 +202,45 @@ async def test_full_queue_refuses_before_checking_the_signature(blocked_service,
     assert [(await in_flight).status, (await queued).status] == [200, 200]
 
 
-async def test_failed_batch_answers_503_to_every_waiter_and_stores_nothing(
-    aiohttp_client, database_url, clean_database, db
-):
+async def blocked_batch(aiohttp_client, database_url, db, size: int = 20):
+    """A batch of size events of meeting 4343 whose writer waits on that meeting's lock."""
     await hold_meeting_lock(db, "4343")
     app, client, first = await stuck_writer(aiohttp_client, database_url, db)
     batch = [
         asyncio.ensure_future(
             post_signed(client, meeting_event(STARTED, meeting_id="4343", event_ts=ts), expect=503)
         )
-        for ts in range(10**12, 10**12 + 20)
+        for ts in range(10**12, 10**12 + size)
     ]
-    await wait_for_queue_depth(app, 20)
+    await wait_for_queue_depth(app, size)
     await db.execute("SELECT pg_advisory_unlock(zoom_meeting_lock_key($1))", LOCKED_MEETING)
     assert (await first).status == 200
-    # The next batch (all 20) now waits on 4343's lock; its connection dies mid-transaction.
     [writer_pid] = await wait_for_writer_blocked(db)
+    return client, batch, writer_pid
+
+
+async def test_batch_whose_connection_dies_is_stored_again_on_a_fresh_connection(
+    aiohttp_client, database_url, clean_database, db
+):
+    _, batch, writer_pid = await blocked_batch(aiohttp_client, database_url, db)
     await db.execute("SELECT pg_terminate_backend($1)", writer_pid)
+    # The same batch, on another connection.
+    await wait_for_writer_blocked(db, besides=writer_pid)
+    await db.execute("SELECT pg_advisory_unlock_all()")
+
+    responses = [await f for f in batch]
+    assert [r.status for r in responses] == [200] * 20
+    assert {(await r.json())["status"] for r in responses} == {"stored"}
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 21
+
+
+async def test_batch_that_loses_its_connection_twice_answers_503_to_every_waiter(
+    aiohttp_client, database_url, clean_database, db
+):
+    client, batch, writer_pid = await blocked_batch(aiohttp_client, database_url, db)
+    await db.execute("SELECT pg_terminate_backend($1)", writer_pid)
+    [retry_pid] = await wait_for_writer_blocked(db, besides=writer_pid)
+    await db.execute("SELECT pg_terminate_backend($1)", retry_pid)
 
     responses = [await f for f in batch]
     assert [r.status for r in responses] == [503] * 20
@@ -301,6 +326,55 @@ async def test_event_the_database_refuses_is_400_and_its_batch_neighbours_are_st
     assert sorted(r["participant_name"] for r in stored) == ["Ann", "Bob"]
     assert "SQLSTATE 22023" in caplog.text
     assert "Rita" not in caplog.text  # the database's message named her; the logs do not
+
+
+@pytest.fixture
+async def connection_killer(db):
+    """A name whose first insert ends the connection storing it (pg_terminate_backend)."""
+    await db.execute(
+        """
+        CREATE SEQUENCE kill_once;
+        CREATE FUNCTION kill_connection() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            -- A sequence is not rolled back with the transaction: this fires once only.
+            IF NEW.participant_name = 'Killer Ken' AND nextval('kill_once') = 1 THEN
+                PERFORM pg_terminate_backend(pg_backend_pid());
+            END IF;
+            RETURN NEW;
+        END $$;
+        CREATE TRIGGER kill_connection BEFORE INSERT ON zoom_webhook_events
+            FOR EACH ROW EXECUTE FUNCTION kill_connection();
+        """
+    )
+    yield "Killer Ken"
+    await db.execute(
+        "DROP TRIGGER kill_connection ON zoom_webhook_events; "
+        "DROP FUNCTION kill_connection(); DROP SEQUENCE kill_once"
+    )
+
+
+async def test_connection_lost_while_a_batch_is_stored_event_by_event_answers_every_waiter(
+    aiohttp_client, database_url, clean_database, db, refused_name, connection_killer
+):
+    app, client, first = await stuck_writer(aiohttp_client, database_url, db)
+    names = ["Ann", refused_name, "Bob", connection_killer, "Cy"]
+    batch = [
+        asyncio.ensure_future(
+            post_signed(client, meeting_event(JOINED, meeting_id="56", participant=participant(n)))
+        )
+        for n in names
+    ]
+    await wait_for_queue_depth(app, len(names))  # all wait for the same next batch
+    await db.execute("SELECT pg_advisory_unlock_all()")
+
+    assert (await first).status == 200
+    responses = await asyncio.wait_for(asyncio.gather(*batch), timeout=3)
+    assert [r.status for r in responses] == [200, 400, 200, 200, 200]
+    stored = await db.fetch(
+        "SELECT participant_name, count(*) FROM zoom_webhook_events "
+        "WHERE zoom_meeting_id = '56' GROUP BY 1"
+    )
+    assert dict(stored) == {"Ann": 1, "Bob": 1, connection_killer: 1, "Cy": 1}
 
 
 async def test_unreachable_database_answers_503_to_every_concurrent_delivery(

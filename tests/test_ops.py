@@ -96,3 +96,21 @@ async def test_metrics_count_webhook_deliveries_by_outcome(client):
     assert 'zoom_webhook_deliveries_total{outcome="duplicate"} 1.0' in text
     assert 'zoom_webhook_deliveries_total{outcome="rejected_signature"} 1.0' in text
     assert 'zoom_webhook_deliveries_total{outcome="ignored"} 1.0' in text
+
+
+async def test_a_database_that_refuses_writes_is_503_for_webhooks_and_readyz(
+    aiohttp_client, config, db
+):
+    """A failover that lands on a read-only server: reads work, ingest cannot write."""
+    name = await db.fetchval("SELECT current_database()")
+    await db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    try:
+        client = await aiohttp_client(create_app(config))
+        resp = await post_signed(client, meeting_event("meeting.started"))
+        await assert_error(resp, 503, "database_unavailable")
+        assert resp.headers["Retry-After"]
+        body = await assert_error(await client.get("/readyz"), 503, "ingest_unavailable")
+        assert "25006" in body["message"]  # read_only_sql_transaction
+    finally:
+        await db.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 0

@@ -48,8 +48,11 @@ def test_sigterm_under_load_loses_no_answered_event_and_exits_0(
         if len(answered) >= 30:
             enough.set()
 
+    # The held delivery waits on a lock for longer than ingest's default lock_timeout.
     with (
-        running_service(database_url, WEB_CONCURRENCY=processes) as service,
+        running_service(
+            database_url, WEB_CONCURRENCY=processes, INGEST_LOCK_TIMEOUT_MS="10000"
+        ) as service,
         psycopg.connect(database_url) as lock,
     ):
         with ThreadPoolExecutor(max_workers=16) as pool, ThreadPoolExecutor(1) as aside:

@@ -86,7 +86,7 @@ def test_batch_json_sends_every_position_the_function_reads_and_no_other():
 
 async def test_each_field_batch_json_sends_lands_in_its_own_column(db):
     event = sample_event()
-    new_keys = await store_events(db, load_queries(), [event])
+    new_keys = await store_events(db, load_queries(), [event], lock_timeout_ms=1000)
     assert new_keys == {event.dedupe_key}
     row = await db.fetchrow(
         f"SELECT {', '.join(BATCH_FIELDS)} FROM zoom_webhook_events WHERE dedupe_key = $1",

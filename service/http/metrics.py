@@ -41,6 +41,7 @@ class Metrics:
     ingest_batch_size: Histogram
     ingest_queue_depth: Gauge
     database_errors: Counter
+    ingest_writer_restarts: Counter
     # zoom_reconciliations_total by outcome, zoom_reconcile_events_recovered_total, and
     # zoom_api_calls_total by endpoint and status (HTTP status, "timeout" or "unreachable").
     reconciliations: Counter
@@ -91,6 +92,11 @@ class Metrics:
             database_errors=Counter(
                 "zoom_webhook_database_errors",
                 "Group-commit transactions that failed (each waiter of the batch got 503).",
+                registry=registry,
+            ),
+            ingest_writer_restarts=Counter(
+                "zoom_webhook_ingest_writer_restarts",
+                "Ingest writers that failed unexpectedly and were started again (logged).",
                 registry=registry,
             ),
             reconciliations=reconciliations,

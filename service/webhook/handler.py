@@ -6,18 +6,17 @@ import logging
 import time
 from typing import Any
 
-import asyncpg
 import orjson
 from aiohttp import web
 
 from service.config import Config
 from service.http.access_log import annotate
-from service.http.errors import BadRequest, Unauthorized, Unavailable, is_database_unavailable
+from service.http.errors import BadRequest, Unauthorized, Unavailable
 from service.http.metrics import DeliveryOutcome
 from service.http.payloads import json_response
 from service.keys import CONFIG, EVENT_STORE, METRICS
 from service.webhook.events import parse_event
-from service.webhook.ingest import Overloaded
+from service.webhook.ingest import REFUSED_BY_DATABASE, NotStored, Overloaded
 from service.webhook.signature import SignatureCheck, url_validation, verify
 from service.zoom_payload import STORED_EVENTS, URL_VALIDATION, InvalidEvent
 
@@ -28,9 +27,6 @@ TIMESTAMP_CHECKS = frozenset(
     {SignatureCheck.STALE, SignatureCheck.FUTURE, SignatureCheck.MALFORMED_TIMESTAMP}
 )
 RETRY_SOON = {"Retry-After": "1"}
-# What PostgreSQL says about an event it cannot store, whenever it is tried: a value out of
-# range or too large to index. parse_event refuses what it can foresee; this is the rest.
-REFUSED_BY_DATABASE = (asyncpg.DataError, asyncpg.exceptions.ProgramLimitExceededError)
 
 
 # What a delivery comes to: the outcome it is counted under (zoom_webhook_deliveries_total), or
@@ -94,20 +90,21 @@ async def answer_delivery(request: web.Request) -> CountedAnswer:
 
     try:
         is_new = await store.store(event)
-    except Overloaded as exc:
+    except NotStored as exc:
         # Zoom retries a 5xx; shedding load fast beats answering after Zoom's 3 s timeout.
-        return "rejected_overload", overloaded(str(exc))
+        outcome: DeliveryOutcome = (
+            "rejected_overload" if isinstance(exc, Overloaded) else "unavailable"
+        )
+        return outcome, Unavailable(exc.code, f"{exc} Try again shortly.", headers=RETRY_SOON)
     except REFUSED_BY_DATABASE as exc:
+        # parse_event refuses what it can foresee; this is the rest, found by the database.
         # Only this event: a batch that fails so is retried event by event (ingest.py).
         # The database's message may quote a value (a participant's name): log only its code.
         log.warning("the database refused a webhook event: SQLSTATE %s", exc.sqlstate)
         message = "The event cannot be stored: a value is out of range or too large."
         return "rejected_body", BadRequest("invalid_event", message)
-    except Exception as exc:
-        # The error middleware answers 503 to an outage, and Zoom retries.
-        return ("unavailable" if is_database_unavailable(exc) else None), exc
-    outcome: DeliveryOutcome = "stored" if is_new else "duplicate"
-    return outcome, json_response({"status": outcome, "event": event_type})
+    stored: DeliveryOutcome = "stored" if is_new else "duplicate"
+    return stored, json_response({"status": stored, "event": event_type})
 
 
 def verify_delivery(config: Config, request: web.Request, raw: bytes) -> SignatureCheck:

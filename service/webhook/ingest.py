@@ -14,9 +14,9 @@ import collections
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeAlias
 
 import asyncpg
 import orjson
@@ -30,6 +30,9 @@ if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
 log = logging.getLogger(__name__)
+
+# A writer's connection: the pool's proxy, which asyncpg detaches when the server closes it.
+WriterConnection: TypeAlias = "PoolConnectionProxy[asyncpg.Record]"
 
 
 # How often waiting events are checked against max_wait: one timer for all, because arming
@@ -46,13 +49,55 @@ class Waiter:
     queued_at: float  # loop time
 
 
-class Overloaded(Exception):
+class NotStored(Exception):
+    """The event was not stored this time: answer 503 with Retry-After so that Zoom retries."""
+
+    code = "database_unavailable"
+
+
+class Overloaded(NotStored):
     """The ingest queue is full (or the event waited too long): answer 503 so that Zoom retries."""
 
+    code = "overloaded"
 
-async def store_events(conn: Connection, q: Queries, events: Sequence[WebhookEvent]) -> set[bytes]:
+
+class MeetingBusy(NotStored):
+    """Another transaction held the meeting's lock longer than the batch may wait for it."""
+
+    code = "meeting_busy"
+
+
+# What PostgreSQL says about one event it cannot store, whenever it is tried: a value out of
+# range, too large to index, or against a constraint. Only that event is refused (400).
+REFUSED_BY_DATABASE = (
+    asyncpg.DataError,
+    asyncpg.exceptions.ProgramLimitExceededError,
+    asyncpg.exceptions.IntegrityConstraintViolationError,
+)
+# A lock the batch could not get in time: the batch is stored again, meeting by meeting.
+LOCK_WAIT_ERRORS = (asyncpg.LockNotAvailableError, asyncpg.exceptions.DeadlockDetectedError)
+# A statement never gets less than this, even for a batch whose waiters are about to expire.
+MIN_STATEMENT_SECONDS = 0.1
+# A writer that failed starts again after this pause, so a persistent bug cannot spin the CPU.
+WRITER_RESTART_SECONDS = 0.1
+# Meetings remembered as busy at most (a bound on memory, whatever the database does).
+MAX_BUSY_MEETINGS = 1000
+# Giving a healthy connection back to the pool (its reset query) may take this long at most.
+RELEASE_SECONDS = 1.0
+
+
+async def store_events(
+    conn: Connection,
+    q: Queries,
+    events: Sequence[WebhookEvent],
+    *,
+    lock_timeout_ms: int,
+    timeout: float | None = None,  # noqa: ASYNC109 - asyncpg's own timeout cancels the query
+) -> set[bytes]:
     """Store events atomically in one statement; return the dedupe keys that were new."""
-    rows = await conn.fetch(q.store_webhook_events, batch_json(events))
+    rows = await conn.fetch(
+        q.store_webhook_events, batch_json(events), lock_timeout_ms, timeout=timeout
+    )
     return {bytes(r[0]) for r in rows}
 
 
@@ -122,8 +167,9 @@ class EventStore:
     `store(event)` returns only after the transaction holding the event committed: True when
     the event was new, False when it was already stored. Two deliveries of one event in the same
     batch behave as if they had come one after the other: the first is new, the second a
-    duplicate. When the batch fails, every waiter of it gets the error; nothing is reported as
-    stored that was not committed.
+    duplicate. Every waiter is answered, whatever happens to its batch: a result, NotStored
+    (503), or the database's refusal of that one event (400); nothing is reported as stored
+    that was not committed.
     """
 
     def __init__(
@@ -137,7 +183,8 @@ class EventStore:
         max_batch: int = 512,
         writers: int = 4,
         max_wait: float = 2.0,
-    ) -> None:
+        lock_timeout: float = 0.5,
+    ):
         self.pool = pool
         self.queries = queries
         self.acquire_timeout = acquire_timeout
@@ -146,9 +193,15 @@ class EventStore:
         self.writers = writers
         # Zoom waits 3 s for an answer; an event not stored after max_wait gets 503 instead.
         self.max_wait = max_wait
+        self.lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        # Meetings whose lock a batch last waited for in vain: their events go in a statement
+        # of their own, after the rest of the batch, until one is stored again.
+        self._busy_meetings: set[str] = set()
         self._queue: collections.deque[Waiter] = collections.deque()
         # The batch each writer is storing, by writer index, for the expiry check.
         self._in_flight: dict[int, list[Waiter]] = {}
+        # When each writer's current batch went to the database (loop time), for /readyz.
+        self._in_flight_since: dict[int, float] = {}
         # Writer 0 takes every batch; the others join only while a backlog waits, because
         # concurrent transactions compete for the same CPUs and the WAL flush: one writer with
         # bigger batches stores more (README, Performance), and helpers are for bursts and stalls.
@@ -164,6 +217,7 @@ class EventStore:
         self._latency = metrics.ingest_seconds
         self._batch_size = metrics.ingest_batch_size
         self._db_errors = metrics.database_errors
+        self._writer_restarts = metrics.ingest_writer_restarts
         metrics.ingest_queue_depth.set_function(lambda: len(self._queue))
 
     @property
@@ -179,10 +233,22 @@ class EventStore:
     def refusal(self) -> str:
         return "The service is shutting down." if self._closing else "The ingest queue is full."
 
+    def stalled(self) -> str | None:
+        """Why ingest cannot write at the moment (a sentence for /readyz), or None."""
+        if self._closing:
+            return "The service is shutting down."
+        if any(task.done() for task in self._tasks):
+            return "An ingest writer is not running."
+        loop = self._loop or asyncio.get_running_loop()
+        since = min(self._in_flight_since.values(), default=None)
+        if since is not None and loop.time() - since > self.max_wait:
+            return "A batch of webhook events has been waiting on the database for too long."
+        return None
+
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._tasks = [
-            asyncio.create_task(self._write_loop(n), name=f"ingest-writer-{n}")
+            asyncio.create_task(self._run_writer(n), name=f"ingest-writer-{n}")
             for n in range(self.writers)
         ]
         self._expiry = asyncio.create_task(self._expire_loop(), name="ingest-expiry")
@@ -198,6 +264,7 @@ class EventStore:
             self._expiry.cancel()
             await asyncio.gather(self._expiry, return_exceptions=True)
             self._expiry = None
+        _fail(list(self._queue), Overloaded("The service is shutting down."))
 
     async def store(self, event: WebhookEvent) -> bool:
         """Store the event; True when new, False when it was a redelivery."""
@@ -230,9 +297,22 @@ class EventStore:
                             Overloaded("The event waited too long to be stored.")
                         )
 
+    async def _run_writer(self, index: int) -> None:
+        """Run writer index until the store closes; one that fails is logged and started again."""
+        while True:
+            try:
+                await self._write_loop(index)
+                return
+            except Exception:
+                self._writer_restarts.inc()
+                log.exception("ingest writer %d failed; starting it again", index)
+                await asyncio.sleep(WRITER_RESTART_SECONDS)
+
     async def _write_loop(self, index: int) -> None:
-        # Each writer keeps its pool connection between batches: no acquire, no reset query.
-        conn: PoolConnectionProxy[asyncpg.Record] | None = None
+        # Each writer keeps its pool connection between batches (no acquire, no reset query),
+        # and checks before each batch that the server has not closed it meanwhile.
+        conn: WriterConnection | None = None
+        loop = asyncio.get_running_loop()
         wakeup = self._work if index == 0 else self._backlog
         threshold = 1 if index == 0 else self.backlog
         try:
@@ -247,22 +327,17 @@ class EventStore:
                 if not batch:
                     continue
                 self._in_flight[index] = batch
+                self._in_flight_since[index] = loop.time()
                 try:
-                    if conn is None:
-                        try:
-                            conn = await self.pool.acquire(timeout=self.acquire_timeout)
-                        except Exception as exc:
-                            self._db_errors.inc()
-                            _fail(batch, exc)
-                            continue
-                    if not await self._commit(conn, batch):
-                        await self.pool.release(conn)  # broken: the next batch gets a fresh one
-                        conn = None
+                    conn = await self._store_batch(conn, batch)
                 finally:
                     del self._in_flight[index]
+                    del self._in_flight_since[index]
+                    # Whatever went wrong above, no waiter of the batch is left unanswered.
+                    _fail(batch, NotStored("The event could not be stored."))
         finally:
             if conn is not None:
-                await self.pool.release(conn)
+                await self._give_back(conn)
 
     def _take_batch(self) -> list[Waiter]:
         """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
@@ -274,53 +349,187 @@ class EventStore:
                 batch.append(waiter)
         return batch
 
-    async def _commit(self, conn: Connection, batch: list[Waiter]) -> bool:
-        """Store the batch and answer its waiters; False when the connection is unusable."""
+    async def _store_batch(
+        self, conn: WriterConnection | None, batch: list[Waiter]
+    ) -> WriterConnection | None:
+        """Store the batch; return the connection to keep for the next one (None: get a new one).
+
+        A batch whose connection fails is sent once more on a fresh connection: the server may
+        have closed it while idle (a restart, pg_terminate_backend, a pooler's idle timeout),
+        and since storing is idempotent a second try never stores an event twice.
+        """
+        for attempt in (1, 2):
+            waiting = [w for w in batch if not w.future.done()]
+            if not waiting:
+                return conn
+            deadline = waiting[-1].queued_at + self.max_wait  # the youngest waiter's
+            if conn is None or not _is_open(conn):
+                _discard(conn)
+                conn = None
+                try:
+                    conn = await self.pool.acquire(
+                        timeout=min(self.acquire_timeout, self._time_left(deadline))
+                    )
+                except Exception as exc:
+                    self._db_errors.inc()
+                    _fail(waiting, _not_stored(exc))
+                    return None
+            try:
+                await self._commit(conn, waiting, deadline)
+                return conn
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    raise
+                self._db_errors.inc()
+                _discard(conn)  # in an unknown state: never handed to anyone again
+                conn = None
+                if attempt == 2:
+                    _fail(batch, _not_stored(exc))
+                    return None
+                log.warning(
+                    "storing a batch of %d webhook events lost its connection (%s); "
+                    "trying once more on a fresh one",
+                    len(waiting),
+                    type(exc).__name__,
+                )
+        return conn
+
+    def _time_left(self, deadline: float) -> float:
+        loop = self._loop or asyncio.get_running_loop()
+        return max(MIN_STATEMENT_SECONDS, deadline - loop.time())
+
+    async def _commit(self, conn: Connection, batch: list[Waiter], deadline: float) -> None:
+        """Store the batch and answer its waiters; raise when the connection failed.
+
+        A batch held up by one meeting's lock is stored again meeting by meeting, and one the
+        database refuses event by event, so that neither sinks its neighbours.
+        """
+        batch = [w for w in batch if not w.future.done()]
+        if not batch:
+            return
+        if self._busy_meetings:
+            busy = [w for w in batch if w.event.zoom_meeting_id in self._busy_meetings]
+            if busy and len(busy) < len(batch):
+                await self._commit(conn, [w for w in batch if w not in busy], deadline)
+                for items in _groups(busy, _meeting_id):
+                    await self._commit(conn, items, deadline)
+                return
         # One row per dedupe key; sorted so that concurrent batches insert keys in one order.
         unique = sorted({w.event.dedupe_key: w.event for w in batch}.values(), key=_by_dedupe_key)
         self._batch_size.observe(len(unique))
         try:
-            new_keys = await store_events(conn, self.queries, unique)
+            new_keys = await store_events(
+                conn,
+                self.queries,
+                unique,
+                lock_timeout_ms=self.lock_timeout_ms,
+                timeout=self._time_left(deadline),
+            )
         except asyncio.CancelledError:
             _fail(batch, Overloaded("The service is shutting down."))
             raise
-        except Exception as exc:
-            self._db_errors.inc()
-            if is_database_unavailable(exc):
-                _fail(batch, exc)
-                return False
-            if isinstance(exc, asyncpg.PostgresError):
-                # Its message may quote a stored value (a participant's name): the code only.
+        except LOCK_WAIT_ERRORS as exc:
+            by_meeting = _groups(batch, _meeting_id)
+            if len(by_meeting) == 1:
+                if len(self._busy_meetings) >= MAX_BUSY_MEETINGS:
+                    self._busy_meetings.clear()
+                self._busy_meetings.add(batch[0].event.zoom_meeting_id)
                 log.warning(
-                    "storing a batch of %d webhook events failed: %s (SQLSTATE %s)",
+                    "%d webhook events of one meeting waited too long for a lock (SQLSTATE %s)",
                     len(unique),
-                    type(exc).__name__,
                     exc.sqlstate,
                 )
-            else:
-                log.exception("storing a batch of %d webhook events failed", len(unique))
+                _fail(batch, MeetingBusy("Another transaction holds this meeting's events."))
+                return
+            for items in by_meeting:
+                await self._commit(conn, items, deadline)
+            return
+        except REFUSED_BY_DATABASE as exc:
+            # Its message may quote a stored value (a participant's name): the code only.
+            log.warning(
+                "storing a batch of %d webhook events failed: %s (SQLSTATE %s)",
+                len(unique),
+                type(exc).__name__,
+                exc.sqlstate,
+            )
             if len(unique) == 1:
                 _fail(batch, exc)
-                return True
-            # A bad event must not sink its neighbours: store each on its own.
-            groups: dict[bytes, list[Waiter]] = {}
-            for waiter in batch:
-                groups.setdefault(waiter.event.dedupe_key, []).append(waiter)
-            for same_event in groups.values():
-                if not await self._commit(conn, same_event):
-                    return False
-            return True
+                return
+            for items in _groups(batch, _by_dedupe_key):
+                await self._commit(conn, items, deadline)
+            return
+        except asyncpg.PostgresError as exc:
+            if is_database_unavailable(exc):
+                raise
+            # A refusal of the whole batch (a read-only server after a failover, a bug in the
+            # function): Zoom retries a 503, and the events are stored once the cause is gone.
+            self._db_errors.inc()
+            log.warning(
+                "storing a batch of %d webhook events failed: %s (SQLSTATE %s)",
+                len(unique),
+                type(exc).__name__,
+                exc.sqlstate,
+            )
+            _fail(batch, NotStored("The database could not store the event."))
+            return
+        if self._busy_meetings:
+            self._busy_meetings.difference_update(e.zoom_meeting_id for e in unique)
         for waiter in batch:
             if not waiter.future.done():
                 key = waiter.event.dedupe_key
                 is_new = key in new_keys
                 new_keys.discard(key)  # a second delivery of it in this batch is a duplicate
                 waiter.future.set_result(is_new)
-        return True
+
+    async def _give_back(self, conn: WriterConnection) -> None:
+        """Return a writer's connection to the pool, or close it when that fails."""
+        if not _is_open(conn):
+            _discard(conn)
+            return
+        try:
+            await self.pool.release(conn, timeout=RELEASE_SECONDS)
+        except Exception as exc:
+            log.warning("could not reset an ingest connection (%s): closed it", type(exc).__name__)
+            _discard(conn)
 
 
 def _by_dedupe_key(event: WebhookEvent) -> bytes:
     return event.dedupe_key
+
+
+def _meeting_id(event: WebhookEvent) -> str:
+    return event.zoom_meeting_id
+
+
+def _groups(batch: list[Waiter], key: Callable[[WebhookEvent], object]) -> list[list[Waiter]]:
+    """The batch's waiters grouped by key(event), in first-seen order."""
+    groups: dict[object, list[Waiter]] = {}
+    for waiter in batch:
+        groups.setdefault(key(waiter.event), []).append(waiter)
+    return list(groups.values())
+
+
+def _is_open(conn: WriterConnection) -> bool:
+    try:
+        return not conn.is_closed()
+    except asyncpg.InterfaceError:
+        return False  # asyncpg gave it back to the pool when the server closed it
+
+
+def _discard(conn: WriterConnection | None) -> None:
+    """Close a connection at once, without a round trip; the pool opens a new one when needed."""
+    if conn is None:
+        return
+    try:
+        conn.terminate()
+    except asyncpg.InterfaceError:
+        pass  # already closed and back in the pool
+
+
+def _not_stored(exc: BaseException) -> NotStored:
+    """The 503 for waiters whose batch could not reach the database."""
+    log.warning("storing webhook events failed: the database is unavailable (%r)", exc)
+    return NotStored("The database is not reachable.")
 
 
 def _fail(batch: list[Waiter], exc: BaseException) -> None:
