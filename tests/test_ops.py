@@ -106,7 +106,7 @@ async def test_a_database_that_refuses_writes_is_503_for_webhooks_and_readyz(
     await db.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
     try:
         client = await aiohttp_client(create_app(config))
-        resp = await post_signed(client, meeting_event("meeting.started"))
+        resp = await post_signed(client, meeting_event("meeting.started"), expect=503)
         await assert_error(resp, 503, "database_unavailable")
         assert resp.headers["Retry-After"]
         body = await assert_error(await client.get("/readyz"), 503, "ingest_unavailable")
