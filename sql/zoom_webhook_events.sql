@@ -4,11 +4,15 @@
 -- one ten-element array per event (batch_json in service/webhook/ingest.py): [event_type,
 -- zoom_meeting_id, meeting_uuid, occurred_at, participant_name, participant_email,
 -- participant_user_id, dedupe_key as hex, raw_data, id].
--- $2 the longest any lock may be waited for, in milliseconds (else SQLSTATE 55P03); an empty
--- array stores nothing and proves the database takes writes (/readyz).
+-- $2 the longest the batch may wait for any lock, in milliseconds as text (else SQLSTATE 55P03,
+-- and the service stores the batch meeting by meeting): set for this statement's transaction
+-- only, and before the function runs, because the function's argument depends on it (LATERAL).
+-- An empty array stores nothing and proves the database takes writes (/readyz).
 -- One row per event actually inserted: its dedupe_key. No row: every event was a redelivery.
 SELECT k AS dedupe_key
-  FROM store_zoom_webhook_events($1::jsonb, $2::integer) AS k;
+  FROM set_config('lock_timeout', $2, TRUE) AS lock_timeout,
+       LATERAL store_zoom_webhook_events(
+           CASE WHEN lock_timeout IS NOT NULL THEN $1::jsonb END) AS k;
 
 -- name: select_booking_events_page
 -- One page of a booking's events in time order (keyset on the (booking_id, occurred_at, id)

@@ -96,7 +96,7 @@ async def store_events(
 ) -> set[bytes]:
     """Store events atomically in one statement; return the dedupe keys that were new."""
     rows = await conn.fetch(
-        q.store_webhook_events, batch_json(events), lock_timeout_ms, timeout=timeout
+        q.store_webhook_events, batch_json(events), str(lock_timeout_ms), timeout=timeout
     )
     return {bytes(r[0]) for r in rows}
 

@@ -1,6 +1,6 @@
 -- store_zoom_webhook_events: the webhook ingest's one statement (service/webhook/ingest.py,
 -- called by the store_webhook_events query in sql/zoom_webhook_events.sql). This is its current
--- definition, the one the migrations have installed (last by 110, which comes after 130). To change it, edit this
+-- definition, the one the migrations have installed (last by 130). To change it, edit this
 -- file and add a migration that repeats it; tests/test_sql_functions.py fails while the
 -- database's installed function and this file differ.
 --
@@ -8,23 +8,14 @@
 --   0 event_type, 1 zoom_meeting_id, 2 meeting_uuid, 3 occurred_at (ISO 8601),
 --   4 participant_name, 5 participant_email, 6 participant_user_id, 7 dedupe_key (hex),
 --   8 raw_data (the body as received), 9 id (a UUIDv7; when absent, gen_random_uuid()).
--- in_lock_timeout_ms: the longest the batch may wait for any lock (a meeting's advisory lock,
---   a booking row, a redelivery another transaction is inserting), else SQLSTATE 55P03, which
---   the service answers by storing the batch meeting by meeting; NULL keeps the server's own.
 -- Steps: per-meeting advisory locks in key order (the lock the booking-linking trigger takes),
 -- then, in a new statement and so a new snapshot, the insert that skips redeliveries (same
 -- dedupe_key and occurred_at, the unique key of the partitioned table of migration 130) and
 -- links each event to its booking, and meeting.ended completing paid bookings.
 -- Returns the dedupe_key of each event actually inserted; none when all were redeliveries.
-CREATE OR REPLACE FUNCTION store_zoom_webhook_events(
-    in_events JSONB, in_lock_timeout_ms INTEGER DEFAULT NULL
-) RETURNS SETOF BYTEA
+CREATE OR REPLACE FUNCTION store_zoom_webhook_events(in_events JSONB) RETURNS SETOF BYTEA
 LANGUAGE plpgsql VOLATILE AS $$
 BEGIN
-    IF in_lock_timeout_ms IS NOT NULL THEN
-        -- Local to this statement's transaction: the connection's own setting is left alone.
-        PERFORM set_config('lock_timeout', in_lock_timeout_ms::text, TRUE);
-    END IF;
     PERFORM pg_advisory_xact_lock(k.key)
        FROM (SELECT DISTINCT zoom_meeting_lock_key(e ->> 1) AS key
                FROM jsonb_array_elements(in_events) AS e
