@@ -103,14 +103,17 @@ def svg_size(svg: bytes) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def screenshot(chromium: str, picture: Path, out: Path, *, margin: int = 0) -> Rendered:
+def screenshot(
+    chromium: str, picture: Path, out: Path, *, margin: int = 0, url: str | None = None
+) -> Rendered:
     """Open picture in Chromium and save a PNG screenshot to out.
 
     The window is the picture's size plus margin, with a transparent background, so the
     opaque pixels of the screenshot show exactly where, and how large, the picture was drawn.
+    url, when given, is where Chromium fetches the same picture (served with its headers).
     """
     width, height = svg_size(picture.read_bytes())
-    url = picture.resolve().as_uri()
+    url = url or picture.resolve().as_uri()
     shot = run_chromium(
         chromium,
         "--default-background-color=00000000",

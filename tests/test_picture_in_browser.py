@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 from PIL import Image
 
 from devtools.browser import BrowserUnavailable, ensure_chromium, screenshot, svg_size
 from service.bookings.picture import DELIVERED, RECOVERED, attendance_svg
+from service.bookings.reads import PICTURE_HEADERS
 from tests.test_attendance_picture import (
     SCHEDULE,
     assert_standalone,
@@ -45,8 +48,21 @@ def near(pixel: tuple[int, ...], colour: tuple[int, int, int], tolerance: int = 
     return all(abs(a - b) <= tolerance for a, b in zip(pixel[:3], colour, strict=True))
 
 
+def answering(body: bytes, headers: Mapping[str, str]) -> web.Application:
+    """An app that answers GET /picture with body and the picture route's own headers."""
+    kept = {name: headers[name] for name in ("Content-Type", "Content-Security-Policy")}
+    kept["X-Content-Type-Options"] = headers["X-Content-Type-Options"]
+
+    async def picture(request: web.Request) -> web.Response:
+        return web.Response(body=body, headers=kept)
+
+    app = web.Application()
+    app.router.add_get("/picture", picture)
+    return app
+
+
 async def test_chromium_draws_a_session_at_its_size(
-    chromium: str, client, db, auth_headers, tmp_path: Path
+    chromium: str, client, db, auth_headers, tmp_path: Path, aiohttp_server
 ):
     booking = await booked(db, "111")
     await click(db, booking, "start_meeting", "2026-09-21T14:59:30Z")
@@ -58,8 +74,13 @@ async def test_chromium_draws_a_session_at_its_size(
     svg = assert_standalone(body)
     picture, png = tmp_path / "attendance.svg", tmp_path / "attendance.png"
     picture.write_bytes(body)
+    # Chromium cannot send the bearer token: it fetches the route's answer, body and headers
+    # (content type, Content-Security-Policy) as they were, from a server of the test's own.
+    served = await aiohttp_server(answering(body, resp.headers))
 
-    rendered = screenshot(chromium, picture, png, margin=MARGIN)
+    rendered = await asyncio.to_thread(
+        screenshot, chromium, picture, png, margin=MARGIN, url=str(served.make_url("/picture"))
+    )
 
     assert "parsererror" not in rendered.dom, rendered.dom[:2000]
     assert rendered.dom.lstrip().startswith("<svg")
@@ -78,11 +99,17 @@ async def test_chromium_draws_a_session_at_its_size(
     assert colours is not None and len(colours) > 20  # text, bars, lanes: not a blank page
 
 
-def test_chromium_shows_recovered_evidence_hatched(chromium: str, tmp_path: Path):
+async def test_chromium_shows_recovered_evidence_hatched(
+    chromium: str, tmp_path: Path, aiohttp_server
+):
     body = attendance_svg(summary([person(0, source="zoom_api")], ended=True), SCHEDULE)
     picture, png = tmp_path / "recovered.svg", tmp_path / "recovered.png"
     picture.write_bytes(body)
-    screenshot(chromium, picture, png)
+    # Served as the route serves it: the hatching is a pattern the CSP must not stop.
+    headers = {"Content-Type": "image/svg+xml", **PICTURE_HEADERS}
+    served = await aiohttp_server(answering(body, headers))
+    url = str(served.make_url("/picture"))
+    await asyncio.to_thread(screenshot, chromium, picture, png, url=url)
     [bar] = drawn(assert_standalone(body), "bar")
     x0, y0 = float(bar.get("x", "")), float(bar.get("y", ""))
     box = (round(x0) + 4, round(y0) + 4, round(x0) + 40, round(y0) + 10)

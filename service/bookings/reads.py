@@ -167,6 +167,13 @@ async def show_attendance(request: web.Request) -> web.Response:
     return json_response({**summarise(booking_id, events, clicks), "reconciled_at": reconciled_at})
 
 
+# Opened directly in a browser, the picture may run nothing and load nothing.
+PICTURE_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
 @routes.get("/api/bookings/{id}/attendance.svg")
 async def draw_attendance(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
@@ -179,11 +186,7 @@ async def draw_attendance(request: web.Request) -> web.Response:
     return web.Response(
         body=attendance_svg({**summary, "reconciled_at": reconciled_at}, schedule),
         content_type="image/svg+xml",
-        # Opened directly in a browser, the picture may run nothing and load nothing.
-        headers={
-            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
-            "X-Content-Type-Options": "nosniff",
-        },
+        headers=PICTURE_HEADERS,
     )
 
 
