@@ -224,3 +224,29 @@ async def test_without_database_url_exit_2(fake_zoom, database_url):
     del env["DATABASE_URL"]
     status, _, err = await run_command(env)
     assert status == 2 and "DATABASE_URL" in err
+
+
+async def test_command_and_route_in_two_processes_never_reconcile_one_booking_at_once(
+    zoom_client, fake_zoom, database_url, db
+):
+    booking = await scheduled_booking(db, "81000000061", timedelta(hours=2))
+    played(fake_zoom, "81000000061", timedelta(hours=2))
+    fake_zoom.read_latency = 0.4  # each of the route's three Zoom reads
+
+    route = asyncio.create_task(
+        zoom_client.post(f"/api/bookings/{booking['id']}/reconcile", headers=AUTH)
+    )
+    await asyncio.sleep(0.3)  # the route holds the booking's lock now
+    status, out, err = await run_command(
+        zoom_env(database_url, fake_zoom), "--booking", str(booking["id"])
+    )
+    answer = await route
+
+    assert answer.status == 200 and (await answer.json())["recovered"] == 6
+    assert status == 0, err
+    assert f"{booking['id']} meeting 81000000061: complete, 1 instance(s), 0 event(s)" in out
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 6
+    runs = await db.fetch(
+        "SELECT started_at, finished_at FROM zoom_reconciliation_runs ORDER BY started_at"
+    )
+    assert len(runs) == 2 and runs[0]["finished_at"] <= runs[1]["started_at"]
