@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,12 +20,22 @@ from schemathesis import checks
 
 from devtools.fake_zoom import FakeZoom
 from service.app import create_app
-from service.http.openapi import DOCUMENT, EXAMPLE_ID, EXAMPLE_MEETING_ID
+from service.bookings.attendance import DELIVERED_SOURCE, RECOVERED_SOURCE, evidence
+from service.bookings.clicks import SESSION_ACTIONS
+from service.bookings.reads import INCLUDE_RAW
+from service.bookings.timeline import CLICK_KIND, ZOOM_EVENT_KIND
+from service.http.metrics import DELIVERY_OUTCOMES
+from service.http.openapi import DOCUMENT
+from service.jobs.reconcile import FAILED, FINAL_OUTCOMES, PENDING
+from service.zoom_payload import STORED_EVENTS
 from tests.conftest import APP_TABLES, INTERNAL_TOKEN, zoom_config
 from tests.processes import free_port
 from tests.zoom_payloads import sign
 
 schema = schemathesis.openapi.from_dict(DOCUMENT)
+# The booking, request and coach id, and the meeting id, that the document's examples use.
+EXAMPLE_ID = "3fa85f64-5717-4562-b3fc-2c963f66afa6"
+EXAMPLE_MEETING_ID = "85746065432"
 WEBHOOK = "/api/zoom/webhook"
 # No 5xx, and every answer as documented (status, content type, body schema). The negative-data
 # checks are left out: webhook requests are signed here, which repairs the headers they drop.
@@ -154,3 +165,70 @@ def test_no_operation_answers_a_server_error(case, live: LiveApp):
         kwargs["headers"] = {**kwargs.get("headers", {}), **sign(body)}
     response = requests.request(**kwargs, timeout=30)
     case.validate_response(response, checks=CHECKS)
+
+
+def enums(node: object, path: str = "") -> Iterator[tuple[str, list[object]]]:
+    """Every enum in the document, with the path of the schema that holds it."""
+    if isinstance(node, dict):
+        if "enum" in node:
+            yield path, node["enum"]
+        for key, value in node.items():
+            yield from enums(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            name = value.get("name") if isinstance(value, dict) else None
+            yield from enums(value, f"{path}/{name or index}")
+
+
+async def booking_statuses(db) -> set[str]:
+    """The statuses the bookings table's check constraint allows."""
+    definition = await db.fetchval(
+        "SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE conname = $1",
+        "bookings_status_check",
+    )
+    return set(re.findall(r"'([^']+)'", definition))
+
+
+# Events from nowhere, from deliveries, from Zoom's API, and from both.
+EVIDENCE_CASES = ([], [DELIVERED_SOURCE], [RECOVERED_SOURCE], [DELIVERED_SOURCE, RECOVERED_SOURCE])
+
+
+async def test_every_enum_in_the_document_is_the_codes_own(db):
+    """Each enum matches the constant the code checks or answers with; a new enum needs one."""
+    expected = {
+        "status": {
+            "/components/schemas/Booking": await booking_statuses(db),
+            "/components/schemas/WebhookAnswer": None,  # checked below: delivery outcomes
+        },
+        "action_type": SESSION_ACTIONS,
+        "event_type": STORED_EVENTS,
+        "kind": {CLICK_KIND, ZOOM_EVENT_KIND},
+        "include": {INCLUDE_RAW},
+        "source": {DELIVERED_SOURCE, RECOVERED_SOURCE},
+        "evidence": {evidence(sources) for sources in EVIDENCE_CASES},
+        # The route answers these; a failed reconciliation is an error (502), not an outcome.
+        "outcome": FINAL_OUTCOMES | {PENDING},
+    }
+    assert FAILED not in expected["outcome"]
+    found = list(enums(DOCUMENT))
+    assert found, "the document has no enums: the walk is broken"
+    for path, values in found:
+        field = path.rsplit("/", 2)[-2] if path.endswith("/schema") else path.rsplit("/", 1)[-1]
+        assert field in expected, f"{path}: which constant of the code is this enum?"
+        want = expected[field]
+        if isinstance(want, dict):
+            owner = path.removesuffix(f"/properties/{field}")
+            assert owner in want, f"{path}: which constant of the code is this enum?"
+            want = want[owner]
+        if want is None:
+            assert set(values) <= set(DELIVERY_OUTCOMES), path
+            assert {"stored", "duplicate", "ignored"} <= set(values), path
+        else:
+            assert {v for v in values if v is not None} == set(want), path  # null: nullable
+        assert len(values) == len(set(values)), f"{path}: a value is listed twice"
+
+
+def test_the_examples_name_the_seeded_booking_and_meeting():
+    text = json.dumps(DOCUMENT)
+    assert EXAMPLE_ID in text
+    assert EXAMPLE_MEETING_ID in text

@@ -23,6 +23,7 @@ from service.zoom_api.client import require_zoom
 routes = web.RouteTableDef()
 
 DEFAULT_PAGE_SIZE = 100
+INCLUDE_RAW = "raw"  # ?include=raw: each event with its raw_data
 MAX_PAGE_SIZE = 1000
 # Before every stored event: where the first page starts.
 FIRST_POSITION = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
@@ -69,9 +70,9 @@ def parse_include(value: str | None) -> bool:
     """Return whether ?include=raw asks for the raw payloads; 400 for any other value."""
     if value is None or value == "":
         return False
-    if value == "raw":
+    if value == INCLUDE_RAW:
         return True
-    raise BadRequest("invalid_include", f"include may only be 'raw', got {value!r}.")
+    raise BadRequest("invalid_include", f"include may only be '{INCLUDE_RAW}', got {value!r}.")
 
 
 async def booking_from_path(

@@ -20,13 +20,16 @@ from service.zoom_payload import (
     PARTICIPANT_LEFT,
 )
 
+# What an entry is: a click in the web app, or an event Zoom sent.
+CLICK_KIND = "click"
+ZOOM_EVENT_KIND = "zoom_event"
 CLICKS = {
     START_CLICK: ("coach", "Coach clicked Start Meeting"),
     JOIN_CLICK: ("athlete", "Athlete clicked Join Meeting"),
 }
 # At the same instant: clicks, then the meeting starting, joins, leaves, the meeting ending.
 ORDER = {
-    "click": 0,
+    CLICK_KIND: 0,
     MEETING_STARTED: 1,
     PARTICIPANT_JOINED: 2,
     PARTICIPANT_LEFT: 3,
@@ -75,7 +78,7 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
         entries.append(
             {
                 "at": click["created_at"],
-                "kind": "click",
+                "kind": CLICK_KIND,
                 "type": click["action_type"],
                 "actor": actor,
                 "actor_id": click["coach_id"] if actor == "coach" else click["athlete_id"],
@@ -89,7 +92,7 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
         entries.append(
             {
                 "at": fact.occurred_at,
-                "kind": "zoom_event",
+                "kind": ZOOM_EVENT_KIND,
                 "type": fact.event_type,
                 "actor": who(fact) if fact.is_participant_event else "zoom",
                 "actor_id": fact.stable_id or None,
@@ -100,5 +103,5 @@ def timeline(events: Iterable[tuple[Any, ZoomFact]], clicks: Iterable[Row]) -> l
                 "source": fact.source,  # delivered by Zoom's webhook, or recovered from its API
             }
         )
-    entries.sort(key=lambda e: (e["at"], ORDER.get(e["type"], ORDER["click"]), str(e["id"])))
+    entries.sort(key=lambda e: (e["at"], ORDER.get(e["type"], ORDER[CLICK_KIND]), str(e["id"])))
     return entries
