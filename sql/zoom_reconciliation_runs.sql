@@ -34,14 +34,11 @@ SELECT DISTINCT ON (s.ends_at, b.id) b.id, b.zoom_meeting_id, b.status, s.ends_a
  ORDER BY s.ends_at, b.id;
 
 -- name: try_lock_booking_reconciliation
--- Take the session-level lock that lets one reconciliation of booking $1 run at a time, across
--- processes and replicas; false when another holds it. Released by unlock_booking_reconciliation
--- or when the connection closes (a crashed run frees it).
-SELECT pg_try_advisory_lock(hashtextextended('zoom_reconcile:' || $1::uuid::text, 0));
-
--- name: unlock_booking_reconciliation
--- Release try_lock_booking_reconciliation's lock on booking $1.
-SELECT pg_advisory_unlock(hashtextextended('zoom_reconcile:' || $1::uuid::text, 0));
+-- Take the lock that lets one reconciliation of booking $1 run at a time, across processes and
+-- replicas, until the transaction ends; false when another transaction holds it. Transaction-
+-- scoped, so that it also holds behind PgBouncer in transaction mode, and a crashed run frees
+-- it with its connection.
+SELECT pg_try_advisory_xact_lock(hashtextextended('zoom_reconcile:' || $1::uuid::text, 0));
 
 -- name: insert_reconciliation_run
 -- Record how reconciling booking $1 (meeting $2) ended: $3 when it started, $4 outcome,

@@ -21,6 +21,8 @@ from tests.conftest import INTERNAL_TOKEN, zoom_config
 from tests.factories import make_booking, make_booking_request
 from tests.zoom_payloads import meeting_event, post_signed
 
+# Each test runs straight to PostgreSQL and again through PgBouncer in transaction mode.
+pytestmark = pytest.mark.pgbouncer_too
 AUTH = {"Authorization": f"Bearer {INTERNAL_TOKEN}"}
 MEETING_ID = "81234567890"
 INSTANCE = "Kx2/abcDEF//ghiJKLmn=="  # needs double encoding
@@ -379,13 +381,15 @@ async def test_without_token_401(zoom_client, booking):
 
 
 async def test_two_replicas_never_reconcile_one_booking_at_once(
-    aiohttp_client, database_url, fake_zoom, db, booking
+    aiohttp_client, database_route, fake_zoom, db, booking
 ):
     """Two app instances (each its own pool, as two processes have) asked at the same moment."""
     zoom_played(fake_zoom)
     fake_zoom.read_latency = 0.3
-    first = await aiohttp_client(create_app(zoom_config(database_url, fake_zoom)))
-    second = await aiohttp_client(create_app(zoom_config(database_url, fake_zoom)))
+    settings = database_route.settings()
+    config = zoom_config(settings.pop("database_url"), fake_zoom, **settings)
+    first = await aiohttp_client(create_app(config))
+    second = await aiohttp_client(create_app(config))
 
     answers = await asyncio.gather(
         reconcile(first, booking["id"]), reconcile(second, booking["id"])

@@ -116,9 +116,13 @@ async def fetch_instances(
     for meeting_uuid, listed_start in listed_starts.items():
         if meeting_uuid is None:
             raise BadGateway("zoom_bad_response", "Zoom listed an instance without a uuid.")
-        details = await zoom.past_meeting_details(
-            meeting_uuid, deadline=deadline, allowance=allowance
-        )
+        try:
+            details = await zoom.past_meeting_details(
+                meeting_uuid, deadline=deadline, allowance=allowance
+            )
+        except ZoomNotFound as exc:
+            # Only the instance list's 404 means "never ran"; a listed instance must exist.
+            raise BadGateway("zoom_error", exc.message) from None
         if parse_time(details.get("start_time")) is None and parse_time(listed_start):
             details = {**details, "start_time": listed_start}
         if parse_time(details.get("start_time")) is None:
@@ -265,18 +269,19 @@ def rows_json(rows: Sequence[dict[str, Any]]) -> str:
 async def booking_lock(
     conn: Connection, q: Queries, booking_id: uuid.UUID, *, wait_until: float
 ) -> AsyncIterator[None]:
-    """Hold the booking's reconciliation lock; wait for another holder until wait_until (loop
-    time), then ReconciliationBusy."""
+    """Run the block in one transaction holding the booking's reconciliation lock.
+
+    Another holder is waited for until wait_until (loop time), then ReconciliationBusy. The
+    transaction stays open while Zoom is asked (no snapshot is held between statements at READ
+    COMMITTED, and nothing is written until the end); it commits when the block ends.
+    """
     loop = asyncio.get_running_loop()
-    while not await conn.fetchval(q.try_lock_booking_reconciliation, booking_id):
-        if loop.time() + LOCK_POLL_SECONDS > wait_until:
-            raise ReconciliationBusy(f"booking {booking_id} is being reconciled elsewhere")
-        await asyncio.sleep(LOCK_POLL_SECONDS)
-    try:
+    async with conn.transaction():
+        while not await conn.fetchval(q.try_lock_booking_reconciliation, booking_id):
+            if loop.time() + LOCK_POLL_SECONDS > wait_until:
+                raise ReconciliationBusy(f"booking {booking_id} is being reconciled elsewhere")
+            await asyncio.sleep(LOCK_POLL_SECONDS)
         yield
-    finally:
-        if not conn.is_closed():
-            await conn.fetchval(q.unlock_booking_reconciliation, booking_id)
 
 
 async def reconcile_booking(
@@ -290,9 +295,10 @@ async def reconcile_booking(
     deadline: float,
     allowance: RateLimitAllowance,
 ) -> Reconciliation:
-    """Reconcile one booking (the caller holds its booking_lock) and record the run.
+    """Reconcile one booking (inside its booking_lock) and record the run.
 
-    ZoomRateLimited propagates after the run is recorded as failed: the caller stops there.
+    A failure of Zoom's is returned as a `failed` result carrying the error (a ZoomRateLimited
+    one tells a command run to stop), so that the run's record commits with the lock.
     """
     started_at = datetime.now(UTC)
     try:
@@ -316,8 +322,6 @@ async def reconcile_booking(
         result.detail,
     )
     _count(metrics, result)
-    if isinstance(result.error, ZoomRateLimited):
-        raise result.error
     return result
 
 
@@ -456,15 +460,12 @@ async def _reconcile_all(
             print(f"{booking_id} meeting {meeting_id}: left, {exc}", file=out)
             summary.left += 1
             continue
-        except ZoomRateLimited as exc:
-            result = Reconciliation(booking_id, meeting_id, FAILED, detail=exc.message)
-            print(result.line(), file=out)
-            summary.results.append(result)
+        print(result.line(), file=out)
+        summary.results.append(result)
+        if isinstance(result.error, ZoomRateLimited):
             summary.left += len(due) - index - 1
             summary.stopped = "Zoom's rate limit; the rest stays due"
             return summary
-        print(result.line(), file=out)
-        summary.results.append(result)
     return summary
 
 
