@@ -238,11 +238,14 @@ def test_each_source_of_evidence_looks_different():
     assert "recovered from Zoom" in title_of(bars[1])
 
 
-def test_characters_xml_cannot_hold_are_dropped():
-    people = [person(0)]
+def test_characters_xml_cannot_hold_and_direction_overrides_are_dropped():
+    people = [person(0), person(1), person(2)]
     people[0]["name"] = "Bell\x07 and escape\x1b[31m"
+    people[1]["name"] = "Coach \u202egnp.exe"
+    people[2] |= {"name": None, "email": None}
     svg = assert_standalone(attendance_svg(summary(people, ended=True), None))
-    assert drawn(svg, "lane")[0].get("data-name") == "Bell and escape[31m"
+    names = [lane.get("data-name") for lane in drawn(svg, "lane")]
+    assert names == ["Bell and escape[31m", "Coach gnp.exe", "unknown"]
     assert drawn(svg, "scheduled") == []
 
 

@@ -61,6 +61,8 @@ TICK_STEPS += (7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400, 14 * 8640
 MAX_TICKS = 9
 # Characters XML 1.0 cannot carry, escaped or not.
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+# Invisible direction overrides: a name must not reverse the text drawn after it.
+BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +95,8 @@ class Axis:
 
 
 def clean(text: str) -> str:
-    """Drop what XML 1.0 cannot hold; everything else ElementTree escapes."""
-    return NOT_XML.sub("", text)
+    """Drop what XML 1.0 cannot hold, and bidi controls; everything else ElementTree escapes."""
+    return BIDI_CONTROLS.sub("", NOT_XML.sub("", text))
 
 
 def cut(text: str, limit: int) -> str:
