@@ -5,6 +5,12 @@ with only Python can run the service; a system PostgreSQL (pg_ctl on PATH or und
 /usr/lib/postgresql) is the fallback, and PG_BINDIR overrides both. The cluster listens only on
 a Unix socket inside its data directory, so several checkouts never fight over a port.
 
+We take only pgserver's binaries, not its server API (pgserver.get_server), which does not fit:
+it starts the server with fixed options (no fsync=off for tests, no bench settings, no
+max_connections before the first start), gives pg_ctl 10 s to start on a busy machine, and,
+run as root, makes every parent directory of the data directory group- and world-readable and
+creates a login user; here the parents get o+x only and an existing `postgres` user is used.
+
     python -m devtools.devdb run                 # var/pgdata, migrate, dev secrets, serve
     python -m devtools.devdb test -- CMD ...     # throwaway cluster, DATABASE_URL set for CMD
 """
