@@ -250,3 +250,21 @@ async def test_command_and_route_in_two_processes_never_reconcile_one_booking_at
         "SELECT started_at, finished_at FROM zoom_reconciliation_runs ORDER BY started_at"
     )
     assert len(runs) == 2 and runs[0]["finished_at"] <= runs[1]["started_at"]
+
+
+async def test_command_through_pgbouncer_in_transaction_mode(
+    fake_zoom, database_url, pgbouncer_url, db
+):
+    booking = await scheduled_booking(db, "81000000071", timedelta(hours=2))
+    played(fake_zoom, "81000000071", timedelta(hours=2))
+    env = zoom_env(pgbouncer_url, fake_zoom, DB_STATEMENT_CACHE_SIZE="0")
+
+    status, out, err = await run_command(env)
+
+    assert status == 0, err
+    assert f"{booking['id']} meeting 81000000071: recovered, 1 instance(s), 6 event(s)" in out
+    status, out, err = await run_command(env)
+    assert (status, out.splitlines()[-1]) == (
+        0,
+        "reconciled 0 booking(s): nothing due; 0 left for the next run",
+    ), err

@@ -402,7 +402,11 @@ async def run_reconcile(
     """Reconcile the booking named, or every due one; print a line per booking and a summary."""
     q = load_queries()
     metrics = Metrics.create()
-    conn = await asyncpg.connect(config.database_url, timeout=config.db_connect_timeout_seconds)
+    conn = await asyncpg.connect(
+        config.database_url,
+        timeout=config.db_connect_timeout_seconds,
+        statement_cache_size=config.db_statement_cache_size,  # 0 behind PgBouncer
+    )
     try:
         await _init_connection(conn)
         if booking_id is not None:
