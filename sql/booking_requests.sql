@@ -1,21 +1,55 @@
--- name: lock_booking_request
--- The request being accepted, row-locked until the transaction ends: one accept at a time
--- creates its meeting, and a racing accept then sees it accepted. NOWAIT: a racer fails at
--- once (SQLSTATE 55P03) and polls, instead of holding a pooled connection while it waits.
--- $1 request id. No row: no such request.
-SELECT r.id, r.coach_id, r.athlete_id, r.starts_at, r.duration_minutes, r.status, r.booking_id
-  FROM booking_requests AS r
- WHERE r.id = $1
-   FOR UPDATE NOWAIT;
+-- name: claim_booking_request
+-- Claim a pending request for one accept, committed before Zoom is called: of racing accepts,
+-- on any replica, one holds the claim; the others see it and wait for its outcome. A claim
+-- lapses at accept_claimed_until (its holder died). NOWAIT: a row another transaction locks
+-- fails at once (SQLSTATE 55P03) and the caller polls, holding no connection meanwhile.
+-- $1 request id, $2 coach id, $3 the claim's token, $4 seconds it holds. No row: no such
+-- request. claimed: this call holds the claim now (the request was pending, of that coach,
+-- and unclaimed or its claim lapsed).
+WITH target AS (
+    SELECT r.id, r.coach_id, r.athlete_id, r.starts_at, r.duration_minutes, r.status,
+           r.booking_id, r.accept_claimed_until
+      FROM booking_requests AS r
+     WHERE r.id = $1
+       FOR UPDATE NOWAIT
+), claim AS (
+    UPDATE booking_requests AS r
+       SET accept_claim = $3,
+           accept_claimed_until = clock_timestamp() + make_interval(secs => $4)
+      FROM target AS t
+     WHERE r.id = t.id
+       AND t.status = 'pending'
+       AND t.coach_id = $2
+       AND (t.accept_claimed_until IS NULL OR t.accept_claimed_until <= clock_timestamp())
+    RETURNING r.id
+)
+SELECT t.id, t.coach_id, t.athlete_id, t.starts_at, t.duration_minutes, t.status, t.booking_id,
+       EXISTS (SELECT 1 FROM claim) AS claimed
+  FROM target AS t;
 
 -- name: accept_booking_request
--- Mark a pending request accepted, pointing at its new booking. $1 request id, $2 booking id.
--- No row: the request was no longer pending, and the caller rolls back.
+-- Mark a claimed pending request accepted, pointing at its new booking, and end the claim.
+-- $1 request id, $2 booking id, $3 the claim's token. No row: the request was no longer
+-- pending or no longer ours (the claim lapsed and another accept took it); the caller rolls
+-- back.
 UPDATE booking_requests
    SET status = 'accepted',
-       booking_id = $2
+       booking_id = $2,
+       accept_claim = NULL,
+       accept_claimed_until = NULL
  WHERE id = $1
    AND status = 'pending'
+   AND accept_claim = $3
+RETURNING id;
+
+-- name: release_booking_request_claim
+-- End an accept's claim without accepting (Zoom failed): the next accept may go at once.
+-- $1 request id, $2 the claim's token. No row: the claim was no longer ours.
+UPDATE booking_requests
+   SET accept_claim = NULL,
+       accept_claimed_until = NULL
+ WHERE id = $1
+   AND accept_claim = $2
 RETURNING id;
 
 -- name: select_booking_schedule
@@ -27,3 +61,13 @@ SELECT r.starts_at,
  WHERE r.booking_id = $1
  ORDER BY r.starts_at
  LIMIT 1;
+
+-- name: select_request_booking
+-- The booking an accepted request points at, for an accept that lost its connection during
+-- COMMIT and must learn whether its booking was written. $1 request id. No row: not accepted.
+SELECT b.id, b.coach_id, b.athlete_id, b.status, b.zoom_meeting_id, b.zoom_join_url,
+       b.zoom_start_url, b.created_at, b.updated_at
+  FROM booking_requests AS r
+  JOIN bookings AS b ON b.id = r.booking_id
+ WHERE r.id = $1
+   AND r.status = 'accepted';

@@ -14,6 +14,7 @@ import pytest
 from devtools.fake_zoom import BASIC, CLIENT_SECRET, HOST_USER
 from service.app import create_app
 from service.config import ZOOM_API_VARIABLES
+from service.keys import POOL
 from tests.conftest import INTERNAL_TOKEN, test_config, zoom_config
 from tests.factories import make_booking_request
 from tests.zoom_payloads import meeting_event, post_signed
@@ -396,21 +397,28 @@ async def test_rate_limit_beyond_our_time_budget_is_502_at_once(zoom_client, fak
     await assert_recovers(zoom_client, fake_zoom, db, req)
 
 
-async def test_server_error_is_retried_then_succeeds(zoom_client, fake_zoom, db):
+async def test_server_error_on_create_is_502_at_once_and_the_next_accept_creates_one_meeting(
+    zoom_client, fake_zoom, db
+):
+    """A 5xx may come after Zoom created the meeting: repeating the create could make two."""
     req = await make_booking_request(db)
-    fake_zoom.fail("server_error", target="create", times=2)
+    fake_zoom.fail("server_error", target="create", times=1)
 
     resp = await accept(zoom_client, req["id"], req["coach_id"])
+    assert resp.status == 502
+    assert len(fake_zoom.calls_to("create")) == 1
+    await assert_still_pending(db, req)
 
-    assert resp.status == 201
-    assert len(fake_zoom.calls_to("create")) == 3
+    again = await accept(zoom_client, req["id"], req["coach_id"])
+    assert again.status == 201
+    assert len(fake_zoom.calls_to("create")) == 2
     assert len(fake_zoom.meetings) == 1
 
 
 @pytest.mark.parametrize(
     ("kind", "times", "code", "says"),
     [
-        ("server_error", 3, "zoom_error", ["HTTP 500"]),
+        ("server_error", 1, "zoom_error", ["HTTP 500"]),
         ("refused", 1, "zoom_error", ["HTTP 400", "3161", "not allowed meeting hosting"]),
         ("malformed", 1, "zoom_bad_response", ["not JSON"]),
     ],
@@ -427,7 +435,7 @@ async def test_zoom_failure_is_502_with_zooms_answer_and_nothing_written(
     body = await resp.json()
     assert body["error"] == code
     assert all(part in body["message"] for part in says)
-    # 5xx is retried a bounded number of times; a refusal or a garbled answer is not.
+    # A create is never repeated after Zoom answered: it may have created the meeting.
     assert len(fake_zoom.calls_to("create")) == times
     await assert_recovers(zoom_client, fake_zoom, db, req)
 
@@ -526,3 +534,63 @@ async def test_failed_booking_write_deletes_the_new_meeting(zoom_client, fake_zo
     assert len(fake_zoom.deleted) == 1
     assert fake_zoom.meetings == {}
     await assert_recovers(zoom_client, fake_zoom, db, req)
+
+
+async def test_accepts_waiting_for_zoom_hold_no_connection_and_reads_go_on(
+    aiohttp_client, database_url, fake_zoom, db
+):
+    """Accept commits its claim before calling Zoom: slow Zoom calls never drain the pool."""
+    config = zoom_config(database_url, fake_zoom, db_pool_max_size=3)
+    client = await aiohttp_client(create_app(config))
+    fake_zoom.create_latency = 0.6  # under the test's Zoom request timeout of 1 s
+    requests = [await make_booking_request(db) for _ in range(6)]
+    accepts = [asyncio.ensure_future(accept(client, r["id"], r["coach_id"])) for r in requests]
+    for _ in range(200):  # until every accept is waiting for Zoom
+        if len(fake_zoom.calls_to("create")) == len(requests):
+            break
+        await asyncio.sleep(0.01)
+
+    started = time.monotonic()
+    assert (await client.get("/readyz")).status == 200
+    assert time.monotonic() - started < 0.5
+    holding = await db.fetchval(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%'"
+    )
+    assert holding == 0
+    claimed = await db.fetchval(
+        "SELECT count(*) FROM booking_requests "
+        "WHERE accept_claim IS NOT NULL AND status = 'pending'"
+    )
+    assert claimed == len(requests)  # each claim committed before its Zoom call
+
+    assert [(await a).status for a in accepts] == [201] * len(requests)
+    assert len(fake_zoom.meetings) == len(requests)
+    released = "SELECT count(*) FROM booking_requests WHERE accept_claim IS NULL"
+    assert await db.fetchval(released) == len(requests)
+
+
+async def test_a_drained_pool_is_503_after_the_acquire_timeout_not_a_hang(
+    aiohttp_client, database_url, fake_zoom, db
+):
+    config = zoom_config(
+        database_url, fake_zoom, db_pool_max_size=2, db_acquire_timeout_seconds=0.3
+    )
+    app = create_app(config)
+    client = await aiohttp_client(app)
+    req = await make_booking_request(db)
+    pool = app[POOL]
+    held = [await pool.acquire(), await pool.acquire()]
+    try:
+        started = time.monotonic()
+        resp = await accept(client, req["id"], req["coach_id"])
+        assert resp.status == 503
+        assert resp.headers["Retry-After"]
+        logs = await client.get(f"/api/bookings/{uuid.uuid4()}/zoom-logs", headers=AUTH)
+        assert logs.status == 503
+        assert time.monotonic() - started < 2
+    finally:
+        for conn in held:
+            await pool.release(conn)
+    assert fake_zoom.calls_to("create") == []
+    await assert_still_pending(db, req)

@@ -21,6 +21,8 @@ routes = web.RouteTableDef()
 
 # How often a racing accept looks again while another accept holds the request's row lock.
 LOCK_POLL_SECONDS = 0.1
+# A claim outlives its holder's Zoom budget by this much: it lapses only when the holder died.
+CLAIM_MARGIN_SECONDS = 10.0
 # How long deleting a meeting whose booking could not be written may take.
 CLEANUP_SECONDS = 5.0
 
@@ -50,61 +52,82 @@ async def accept_when_free(
     *,
     acquire_timeout: float,
 ) -> tuple[asyncpg.Record, bool]:
-    """Run accept() once it gets the request's row lock; poll, connection released, meanwhile."""
+    """Accept the request; the flag says whether the booking is new.
+
+    Three short steps, none holding a connection or a transaction while Zoom is called: claim
+    the request (committed), create the meeting, then write the booking under that claim. Of
+    any number of racing accepts, on any replica, the one holding the claim creates a meeting;
+    the others poll until the request is accepted and answer its booking.
+    """
     # One budget for waiting on a racing accept and for our own Zoom call: 502 well within 30 s.
     deadline = zoom.deadline()
+    claim = uuid.uuid4()
+    claim_seconds = zoom.budget + CLAIM_MARGIN_SECONDS
     while True:
         try:
             async with pool.acquire(timeout=acquire_timeout) as conn:
-                return await accept(conn, q, zoom, request_id, coach_id, deadline)
+                request_row = await conn.fetchrow(
+                    q.claim_booking_request, request_id, coach_id, claim, claim_seconds
+                )
+                if request_row is None:
+                    raise NotFound(
+                        "booking_request_not_found", f"No booking request with id {request_id}."
+                    )
+                booking_id = accepted_booking_id(request_row, coach_id)
+                if booking_id is not None:
+                    return await read_booking(conn, q, booking_id), False
         except asyncpg.LockNotAvailableError:
-            if zoom.clock() + LOCK_POLL_SECONDS >= deadline:
-                # The holder is almost always an accept still waiting for Zoom: the same 502
-                # a caller gets when Zoom hangs, never a 409 it could take for "declined".
-                raise BadGateway(
-                    "zoom_timeout",
-                    "Zoom did not answer in time for another accept of this booking request; "
-                    "try again shortly.",
-                ) from None
+            pass  # another transaction holds the row for a moment
+        else:
+            if request_row["claimed"]:
+                booking = await accept_claimed(
+                    pool, q, zoom, request_row, claim, deadline, acquire_timeout
+                )
+                if booking is not None:
+                    return booking, True
+        if zoom.clock() + LOCK_POLL_SECONDS >= deadline:
+            # The holder is almost always an accept still waiting for Zoom: the same 502
+            # a caller gets when Zoom hangs, never a 409 it could take for "declined".
+            raise BadGateway(
+                "zoom_timeout",
+                "Zoom did not answer in time for another accept of this booking request; "
+                "try again shortly.",
+            )
         await asyncio.sleep(LOCK_POLL_SECONDS)
 
 
-async def accept(
-    conn: Connection,
+async def accept_claimed(
+    pool: asyncpg.Pool[asyncpg.Record],
     q: Queries,
     zoom: ZoomClient,
-    request_id: uuid.UUID,
-    coach_id: uuid.UUID,
+    request_row: asyncpg.Record,
+    claim: uuid.UUID,
     deadline: float,
-) -> tuple[asyncpg.Record, bool]:
-    """Accept the request in one transaction; the flag says whether the booking is new.
+    acquire_timeout: float,
+) -> asyncpg.Record | None:
+    """Create the meeting of a request we hold the claim on, then write its booking.
 
-    The request's row stays locked while Zoom is called (bounded by the Zoom deadline), so of
-    any number of racing accepts, on any replica, exactly one creates a meeting; the others
-    find the request accepted and answer its booking. Should the write fail after Zoom created
-    the meeting, the meeting is deleted again: nothing is left half-done on either side (but
-    for a connection lost during COMMIT, whose outcome is unknown: that meeting is kept).
+    None when the claim lapsed meanwhile and another accept took the request (our meeting is
+    deleted). When the booking cannot be written, the meeting is deleted again, unless the
+    write's outcome is unknown (the connection was lost during COMMIT) and cannot be read back:
+    then the meeting is kept, for deleting a booked meeting would be worse than a stray one.
     """
-    meeting = None
+    request_id: uuid.UUID = request_row["id"]
+    starts_at = request_row["starts_at"].astimezone(UTC)
+    try:
+        meeting = await zoom.create_meeting(
+            topic=f"TeachTape coaching session, {starts_at:%Y-%m-%d %H:%M} UTC",
+            agenda=f"TeachTape booking request {request_id}",
+            start_time=starts_at,
+            duration_minutes=request_row["duration_minutes"],
+            deadline=deadline,
+        )
+    except BaseException:
+        await asyncio.shield(release_claim(pool, q, request_id, claim, acquire_timeout))
+        raise
     committing = False
     try:
-        async with conn.transaction():
-            locked_request = await conn.fetchrow(q.lock_booking_request, request_id)
-            if locked_request is None:
-                raise NotFound(
-                    "booking_request_not_found", f"No booking request with id {request_id}."
-                )
-            booking_id = accepted_booking_id(locked_request, coach_id)
-            if booking_id is not None:
-                return await read_booking(conn, q, booking_id), False
-            starts_at = locked_request["starts_at"].astimezone(UTC)
-            meeting = await zoom.create_meeting(
-                topic=f"TeachTape coaching session, {starts_at:%Y-%m-%d %H:%M} UTC",
-                agenda=f"TeachTape booking request {request_id}",
-                start_time=starts_at,
-                duration_minutes=locked_request["duration_minutes"],
-                deadline=deadline,
-            )
+        async with pool.acquire(timeout=acquire_timeout) as conn, conn.transaction():
             booking_id = await conn.fetchval(
                 q.insert_booking_for_request,
                 request_id,
@@ -112,27 +135,70 @@ async def accept(
                 meeting.join_url,
                 meeting.start_url,
             )
-            if await conn.fetchval(q.accept_booking_request, request_id, booking_id) is None:
-                raise RuntimeError(f"booking request {request_id} stopped being pending under lock")
+            if await conn.fetchval(q.accept_booking_request, request_id, booking_id, claim) is None:
+                raise ClaimLost
             # Read back after the linking trigger ran: an orphan meeting.ended completes it.
             booking = await read_booking(conn, q, booking_id)
             committing = True  # leaving the block commits
+        return booking
+    except ClaimLost:
+        await asyncio.shield(delete_stray_meeting(zoom, meeting.id))
+        return None
     except BaseException as exc:
-        if meeting is None:
-            raise
-        # A refused statement or COMMIT rolled back for sure; a connection lost during COMMIT
-        # may have committed, and deleting that booking's meeting would be worse than a stray.
+        # A refused statement or COMMIT rolled back for sure; after a connection lost during
+        # COMMIT, the request says whether the booking was written.
         if committing and not isinstance(exc, asyncpg.PostgresError):
-            log.error(
-                "the commit of the booking for Zoom meeting %s has an unknown outcome (%s); "
-                "the meeting is left in place",
-                meeting.id,
-                type(exc).__name__,
-            )
-        else:
-            await asyncio.shield(delete_stray_meeting(zoom, meeting.id))
+            try:
+                written = await asyncio.shield(
+                    booking_of_meeting(pool, q, request_id, meeting.id, acquire_timeout)
+                )
+            except Exception:
+                log.error(
+                    "the commit of the booking for Zoom meeting %s has an unknown outcome (%s); "
+                    "the meeting is left in place",
+                    meeting.id,
+                    type(exc).__name__,
+                )
+                raise exc from None
+            if written is not None:
+                return written
+        await asyncio.shield(delete_stray_meeting(zoom, meeting.id))
+        await asyncio.shield(release_claim(pool, q, request_id, claim, acquire_timeout))
         raise
-    return booking, True
+
+
+class ClaimLost(Exception):
+    """Our claim on the request lapsed and another accept took it over."""
+
+
+async def release_claim(
+    pool: asyncpg.Pool[asyncpg.Record],
+    q: Queries,
+    request_id: uuid.UUID,
+    claim: uuid.UUID,
+    acquire_timeout: float,
+) -> None:
+    """End our claim so that the next accept may go at once; when that fails, it lapses."""
+    try:
+        async with pool.acquire(timeout=acquire_timeout) as conn:
+            await conn.execute(q.release_booking_request_claim, request_id, claim)
+    except Exception as exc:
+        log.warning("could not release the accept claim on %s (%s)", request_id, type(exc).__name__)
+
+
+async def booking_of_meeting(
+    pool: asyncpg.Pool[asyncpg.Record],
+    q: Queries,
+    request_id: uuid.UUID,
+    meeting_id: str,
+    acquire_timeout: float,
+) -> asyncpg.Record | None:
+    """The request's booking when it holds meeting_id (its write committed), else None."""
+    async with pool.acquire(timeout=acquire_timeout) as conn:
+        booking = await conn.fetchrow(q.select_request_booking, request_id)
+    if booking is not None and booking["zoom_meeting_id"] == meeting_id:
+        return booking
+    return None
 
 
 def accepted_booking_id(locked_request: asyncpg.Record, coach_id: uuid.UUID) -> uuid.UUID | None:

@@ -119,11 +119,12 @@ async def list_zoom_events(request: web.Request) -> web.Response:
     position = decode_cursor(after) if after is not None else FIRST_POSITION
     include_raw = parse_include(request.query.get("include"))
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking_id = await booking_id_from_path(pool, q, request.match_info["id"])
-    # One row more than asked says whether another page exists.
-    rows = await pool.fetch(
-        q.select_booking_events_page, booking_id, *position, limit + 1, include_raw
-    )
+    async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
+        booking_id = await booking_id_from_path(conn, q, request.match_info["id"])
+        # One row more than asked says whether another page exists.
+        rows = await conn.fetch(
+            q.select_booking_events_page, booking_id, *position, limit + 1, include_raw
+        )
     page = rows[:limit]
     items: list[dict[str, Any]] = []
     for row in page:
@@ -139,8 +140,9 @@ async def list_zoom_events(request: web.Request) -> web.Response:
 @routes.get("/api/bookings/{id}/zoom-logs")
 async def list_zoom_logs(request: web.Request) -> web.Response:
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking_id = await booking_id_from_path(pool, q, request.match_info["id"])
-    rows = await pool.fetch(q.select_session_logs, booking_id)
+    async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
+        booking_id = await booking_id_from_path(conn, q, request.match_info["id"])
+        rows = await conn.fetch(q.select_session_logs, booking_id)
     return json_response({"items": [dict(r) for r in rows]})
 
 
@@ -205,7 +207,8 @@ async def get_start_url(request: web.Request) -> web.Response:
     """Ask Zoom for the meeting: the start_url stored at acceptance expires after ~2 hours."""
     zoom = require_zoom(request.app)
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking = await booking_from_path(pool, q, request.match_info["id"])
+    async with pool.acquire(timeout=request.app[CONFIG].db_acquire_timeout_seconds) as conn:
+        booking = await booking_from_path(conn, q, request.match_info["id"])
     booking_id = booking["id"]
     meeting_id = booking["zoom_meeting_id"]
     if not meeting_id:

@@ -26,7 +26,9 @@ routes = web.RouteTableDef()
 async def reconcile_now(request: web.Request) -> web.Response:
     """Reconcile the booking now, due or not; 502 when Zoom fails, within Zoom's budget."""
     q, pool = request.app[QUERIES], request.app[POOL]
-    booking = await booking_from_path(pool, q, request.match_info["id"])
+    acquire_timeout = request.app[CONFIG].db_acquire_timeout_seconds
+    async with pool.acquire(timeout=acquire_timeout) as conn:
+        booking = await booking_from_path(conn, q, request.match_info["id"])
     booking_id, meeting_id = booking["id"], booking["zoom_meeting_id"]
     if not meeting_id:
         raise Conflict("booking_has_no_meeting", "This booking has no Zoom meeting to reconcile.")
@@ -34,7 +36,6 @@ async def reconcile_now(request: web.Request) -> web.Response:
     # One budget for everything: waiting for another reconciliation, Zoom's calls, 429 waits.
     deadline = zoom.deadline()
     wait_until = asyncio.get_running_loop().time() + zoom.budget
-    acquire_timeout = request.app[CONFIG].db_acquire_timeout_seconds
     async with pool.acquire(timeout=acquire_timeout) as conn:
         try:
             async with booking_lock(conn, q, booking_id, wait_until=wait_until):

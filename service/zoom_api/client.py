@@ -415,13 +415,15 @@ class ZoomClient:
     ) -> Reply:
         """One exchange, repeated on 429, 5xx and refused connections, all within the deadline.
 
-        A timeout is not repeated: a POST that timed out may have created the meeting, and
-        repeating it could create a second one. With an allowance, a 429 is waited out apart
-        from the attempts, as long as the allowance and the deadline last; past that, or on a
-        daily limit, ZoomRateLimited.
+        A timeout is not repeated, nor a 5xx to a POST of the REST API: a create that timed out
+        or failed on Zoom's side may have created the meeting, and repeating it could create a
+        second one. A refused connection (nothing was sent) and a 429 (Zoom did nothing) are. With
+        an allowance, a 429 is waited out apart from the attempts, as long as the allowance
+        and the deadline last; past that, or on a daily limit, ZoomRateLimited.
         """
         attempt = 1
         rate_limited = 0
+        creates = method == "POST" and url.startswith(self.api_url)
         while True:
             remaining = deadline - self.clock()
             if remaining < MIN_ATTEMPT_SECONDS:
@@ -452,7 +454,7 @@ class ZoomClient:
                 raise BadGateway("zoom_unreachable", "The connection to Zoom failed.") from None
             else:
                 self.count_call(endpoint, str(reply.status))
-                if not reply.retryable:
+                if not reply.retryable or (creates and reply.status != 429):
                     return reply
                 self._log_failure(method, what, reply)
                 retry_after = reply.headers.get("Retry-After")
