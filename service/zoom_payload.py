@@ -99,8 +99,12 @@ def meeting_id_text(value: Any) -> str:
     return clean_text(stripped)
 
 
-def parse_time(value: Any) -> datetime | None:
-    """Parse Zoom's ISO 8601 time ("2021-07-13T21:44:51Z"); None when absent or unreadable."""
+def parse_time(value: Any, *, strict: bool = False) -> datetime | None:
+    """Parse Zoom's ISO 8601 time ("2021-07-13T21:44:51Z"); None when absent or unreadable.
+
+    A well-formed time that Python cannot hold in UTC (0001-01-01T00:00:00+01:00 falls in year
+    0) is unreadable too, or with strict an InvalidEvent: the event is refused with 400.
+    """
     if not isinstance(value, str) or not value.strip():
         return None
     try:
@@ -109,7 +113,12 @@ def parse_time(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)  # Zoom's times are UTC
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        if strict:
+            raise InvalidEvent(f"the time {value[:40]!r} is out of range") from None
+        return None
 
 
 def format_time(value: datetime) -> str:
@@ -153,7 +162,7 @@ def occurred_at(
     """Return when a stored event happened: its payload time (OCCURRED_AT_FIELD), else event_ts."""
     container, field = OCCURRED_AT_FIELD[event_type]
     source = meeting if container == "object" else participant
-    moment = parse_time(source.get(field)) if source is not None else None
+    moment = parse_time(source.get(field), strict=True) if source is not None else None
     return moment or time_from_event_ts(event_ts)
 
 

@@ -28,12 +28,24 @@ SELECT e.id, e.event_type, e.occurred_at, e.zoom_meeting_id, e.participant_name,
  LIMIT $4;
 
 -- name: select_booking_events
--- Every event of a booking with its raw body, for attendance and the timeline. $1 booking_id.
+-- A booking's events for attendance and the timeline, oldest first, at most $2 rows (the
+-- caller asks one more than it accepts, to know when a booking has too many). $1 booking_id.
+-- Of a delivered body only what the readers use travels (the meeting's uuid and host_id and
+-- the participant object, in the body's own shape): never a whole body per event. A recovered
+-- row's raw_data is Zoom's participant or instance record, small and read whole.
 SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
-       e.participant_email, e.participant_user_id, e.raw_data, e.source
+       e.participant_email, e.participant_user_id, e.source,
+       CASE WHEN e.source = 'zoom_api' OR jsonb_typeof(e.raw_data) <> 'object' THEN e.raw_data
+            ELSE jsonb_build_object('payload', jsonb_build_object('object', jsonb_strip_nulls(
+                     jsonb_build_object(
+                         'uuid', e.raw_data #> '{payload,object,uuid}',
+                         'host_id', e.raw_data #> '{payload,object,host_id}',
+                         'participant', e.raw_data #> '{payload,object,participant}'))))
+       END AS raw_data
   FROM zoom_webhook_events AS e
  WHERE e.booking_id = $1
- ORDER BY e.occurred_at, e.id;
+ ORDER BY e.occurred_at, e.id
+ LIMIT $2;
 
 -- name: strip_webhook_event_pii
 -- Retention: forget who took part in events that occurred before $1, at most $2 rows per call.

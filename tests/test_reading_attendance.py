@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from datetime import datetime
 
+from service.bookings.reads import MAX_BOOKING_EVENTS
 from tests.factories import make_booking
 from tests.zoom_payloads import meeting_event, participant, post_signed
 
@@ -273,3 +274,25 @@ async def test_events_written_without_a_raw_body_are_read_from_their_columns(
         "Jill (j@example.com) left the meeting",
         "Zoom sent an event without a type",
     ]
+
+
+async def test_attendance_reads_at_most_its_cap_of_events_and_says_so(client, db, auth_headers):
+    booking = await make_booking(db, zoom_meeting_id="cap-1")
+    await db.execute(
+        """
+        INSERT INTO zoom_webhook_events (event_type, zoom_meeting_id, booking_id, occurred_at,
+                                         dedupe_key, raw_data)
+        SELECT 'meeting.participant_joined', 'cap-1', $1,
+               '2026-11-26T15:00:00Z'::timestamptz + n * interval '1 second',
+               decode(md5(n::text), 'hex'), '{}'::jsonb
+          FROM generate_series(1, $2) AS n
+        """,
+        booking["id"],
+        MAX_BOOKING_EVENTS + 1,
+    )
+    for route in ("attendance", "timeline"):
+        resp = await client.get(f"/api/bookings/{booking['id']}/{route}", headers=auth_headers)
+        assert resp.status == 422, await resp.text()
+        body = await resp.json()
+        assert body["error"] == "too_many_events"
+        assert str(MAX_BOOKING_EVENTS) in body["message"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 
 import orjson
@@ -143,7 +144,14 @@ async def test_a_bad_limit_is_400(client, db, auth_headers, limit):
     assert "limit" in body["message"]
 
 
-@pytest.mark.parametrize("cursor", ["garbage!", "bm90IGEgY3Vyc29y", "", "MjAyMQ"])
+EXTREME_CURSOR = (
+    base64.urlsafe_b64encode(f"0001-01-01T00:00:00+01:00|{uuid.uuid4()}".encode())
+    .decode()
+    .rstrip("=")
+)
+
+
+@pytest.mark.parametrize("cursor", ["garbage!", "bm90IGEgY3Vyc29y", "", "MjAyMQ", EXTREME_CURSOR])
 async def test_a_bad_cursor_is_400(client, db, auth_headers, cursor):
     booking = await make_booking(db)
     body = await get_json(

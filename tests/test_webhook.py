@@ -549,6 +549,22 @@ async def test_meeting_event_missing_what_it_needs_is_400(client, db, payload):
     assert await stored_events(db) == []
 
 
+@pytest.mark.parametrize(
+    ("event", "field", "moment"),
+    [
+        (STARTED, "start_time", "0001-01-01T00:00:00+01:00"),  # year 0 in UTC
+        (ENDED, "end_time", "9999-12-31T23:30:00-01:00"),  # year 10000 in UTC
+    ],
+)
+async def test_a_time_python_cannot_hold_is_400_not_a_server_error(
+    client, db, event, field, moment
+):
+    resp = await post_signed(client, meeting_event(event, **{field: moment}), expect=400)
+    body = await assert_error(resp, 400, "invalid_event")
+    assert "out of range" in body["message"]
+    assert await stored_events(db) == []
+
+
 async def test_meeting_id_longer_than_any_of_zooms_is_400_not_an_index_failure(client, db):
     # 3 000 random digits: too long for the meeting id's b-tree index, even compressed.
     meeting_id = "".join(random.Random(7).choice("0123456789") for _ in range(3000))

@@ -8,8 +8,9 @@ rejoin to the earlier join. Two joins/leaves belong to the same person when they
   4. the display name (case-insensitive), but only when one of the two records has none of
      the three keys above (a guest without an account or email): two signed-in people who
      happen to share a name stay apart.
-The relation is applied to every pair and closed transitively, so the grouping does not depend
-on the order the events arrived in. The summary's `user_id` is the stable id (null for guests).
+The relation is closed transitively (in linear time, by the keys the records share), so the
+grouping does not depend on the order the events arrived in. The summary's `user_id` is the
+stable id (null for guests).
 
 Intervals. Joins and leaves are paired per join session (Zoom's per-join `user_id` within one
 meeting instance), oldest first; what is left over then pairs across sessions (a leave whose
@@ -25,6 +26,7 @@ length. Events are deduplicated first, so a redelivered event changes nothing.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -198,12 +200,28 @@ def group_people(facts: Iterable[ZoomFact]) -> list[list[ZoomFact]]:
             i = parent[i]
         return i
 
-    for i, a in enumerate(records):
-        for j in range(i + 1, len(records)):
-            if same_person(a, records[j]):
-                ri, rj = root(i), root(j)
-                if ri != rj:
-                    parent[max(ri, rj)] = min(ri, rj)
+    def join(i: int, j: int) -> None:
+        ri, rj = root(i), root(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+
+    # same_person, in linear time: records sharing a strong key are one person; records sharing
+    # a name are one person when one of them has no strong key, and then, transitively, all of
+    # that name are (the keyless record joins each of them).
+    first_with_key: dict[tuple[str, str], int] = {}
+    by_name: dict[str, list[int]] = {}
+    keyless_names: set[str] = set()
+    for i, record in enumerate(records):
+        for key in record.strong_keys:
+            join(first_with_key.setdefault(key, i), i)
+        if record.name_key:
+            by_name.setdefault(record.name_key, []).append(i)
+            if not record.strong_keys:
+                keyless_names.add(record.name_key)
+    for name in keyless_names:
+        first, *rest = by_name[name]
+        for i in rest:
+            join(first, i)
     groups: dict[int, list[ZoomFact]] = {}
     for i, record in enumerate(records):
         groups.setdefault(root(i), []).append(record)
@@ -219,7 +237,8 @@ class MeetingWindow:
 
     def end_after(self, moment: datetime) -> datetime | None:
         """Return the first meeting end at or after moment; None while that meeting runs."""
-        return next((end for end in self.ends if end >= moment), None)
+        at = bisect.bisect_left(self.ends, moment)
+        return self.ends[at] if at < len(self.ends) else None
 
 
 def meeting_window(facts: Sequence[ZoomFact]) -> MeetingWindow:

@@ -15,7 +15,7 @@ from service.bookings.attendance import attendance, evidence, fact_from_row
 from service.bookings.picture import Schedule, attendance_svg
 from service.bookings.timeline import timeline
 from service.db import Connection, Queries
-from service.http.errors import BadRequest, Conflict, NotFound
+from service.http.errors import BadRequest, Conflict, NotFound, Unprocessable
 from service.http.payloads import json_response, parse_uuid_text
 from service.keys import CONFIG, POOL, QUERIES
 from service.zoom_api.client import require_zoom
@@ -25,6 +25,9 @@ routes = web.RouteTableDef()
 DEFAULT_PAGE_SIZE = 100
 INCLUDE_RAW = "raw"  # ?include=raw: each event with its raw_data
 MAX_PAGE_SIZE = 1000
+# The most events attendance, its picture and the timeline read for one booking (README,
+# Reading): far beyond a real coaching session, and a bound on one request's time and memory.
+MAX_BOOKING_EVENTS = 10_000
 # Before every stored event: where the first page starts.
 FIRST_POSITION = (datetime.min.replace(tzinfo=UTC), uuid.UUID(int=0))
 
@@ -44,8 +47,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         occurred_at = datetime.fromisoformat(moment)
         if occurred_at.tzinfo is None:
             raise ValueError("naive time")
-        return occurred_at, uuid.UUID(event_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
+        # The database gets it in UTC: a time that cannot be held there is no cursor of ours.
+        return occurred_at.astimezone(UTC), uuid.UUID(event_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
         raise BadRequest(
             "invalid_cursor", "after must be a cursor returned as next by this endpoint."
         ) from None
@@ -100,7 +104,13 @@ async def read_audit_trail(
     """Read a booking's events and clicks from one snapshot; 404 for an unknown booking."""
     async with conn.transaction(isolation="repeatable_read", readonly=True):
         booking_id = await booking_id_from_path(conn, q, raw_id)
-        events = await conn.fetch(q.select_booking_events, booking_id)
+        events = await conn.fetch(q.select_booking_events, booking_id, MAX_BOOKING_EVENTS + 1)
+        if len(events) > MAX_BOOKING_EVENTS:
+            raise Unprocessable(
+                "too_many_events",
+                f"This booking has more than {MAX_BOOKING_EVENTS} Zoom events; attendance and "
+                "the timeline read at most that many. Page through them with zoom-events.",
+            )
         clicks = await conn.fetch(q.select_session_logs, booking_id)
     return booking_id, events, clicks
 
