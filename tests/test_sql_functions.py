@@ -37,6 +37,18 @@ def test_there_is_a_file_for_the_ingest_function():
     assert STORE_FUNCTION in FUNCTION_FILES
 
 
+async def test_every_database_function_a_query_calls_has_its_file(db):
+    """A function the code calls through sql/*.sql is read in sql/functions/, not in migrations."""
+    rows = await db.fetch(
+        "SELECT DISTINCT p.proname FROM pg_proc AS p"
+        "  JOIN pg_namespace AS n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"
+    )
+    queries = " ".join(path.read_text(encoding="utf-8") for path in SQL_DIR.glob("*.sql"))
+    called = {r["proname"] for r in rows if re.search(rf"\b{r['proname']}\s*\(", queries)}
+    assert STORE_FUNCTION.stem in called  # the search finds what it should
+    assert called <= {path.stem for path in FUNCTION_FILES}
+
+
 @pytest.mark.parametrize("path", FUNCTION_FILES, ids=lambda p: p.name)
 async def test_the_installed_function_is_the_one_in_sql_functions(db, path: Path):
     """The migrated database runs exactly the file's function: a migration changing it must
