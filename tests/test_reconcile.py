@@ -19,6 +19,7 @@ from service.db import load_queries
 from service.jobs.retention import strip_participant_pii
 from tests.conftest import INTERNAL_TOKEN, zoom_config
 from tests.factories import make_booking, make_booking_request
+from tests.processes import free_port
 from tests.zoom_payloads import meeting_event, post_signed
 
 # Each test runs straight to PostgreSQL and again through PgBouncer in transaction mode.
@@ -291,6 +292,22 @@ async def test_unfinished_report_is_pending_and_stores_nothing_of_that_instance(
     assert (await attendance(zoom_client, booking["id"]))["reconciled_at"] is None
 
 
+async def test_meeting_still_running_is_pending_not_complete(zoom_client, fake_zoom, db, booking):
+    fake_zoom.add_past_meeting(MEETING_ID)  # Zoom lists only ended instances: none yet
+    await deliver(zoom_client, [delivered("meeting.started")])
+
+    body = await reconcile(zoom_client, booking["id"])
+
+    assert (body["outcome"], body["instances"], body["recovered"]) == ("pending", 0, 0)
+    assert (await attendance(zoom_client, booking["id"]))["reconciled_at"] is None
+
+
+async def test_meeting_zoom_lists_no_instance_of_is_complete(zoom_client, fake_zoom, booking):
+    fake_zoom.add_past_meeting(MEETING_ID)
+    body = await reconcile(zoom_client, booking["id"])
+    assert (body["outcome"], body["instances"], body["recovered"]) == ("complete", 0, 0)
+
+
 async def test_record_with_duration_zero_is_pending(zoom_client, fake_zoom, db, booking):
     records = report_records()
     records[2]["duration"] = 0
@@ -312,6 +329,16 @@ async def test_one_person_meeting_recovers_the_meetings_start_and_end(
     assert (body["outcome"], body["recovered"]) == ("recovered", 2)
     summary = await attendance(zoom_client, booking["id"])
     assert summary["participants"] == [] and summary["meeting_ended_at"] is not None
+
+
+async def test_zoom_unreachable_is_502(aiohttp_client, database_url, fake_zoom, db, booking):
+    config = zoom_config(database_url, fake_zoom, zoom_api_url=f"http://127.0.0.1:{free_port()}/v2")
+    client = await aiohttp_client(create_app(config))
+
+    body = await reconcile(client, booking["id"], status=502)
+
+    assert body["error"] == "zoom_unreachable"
+    assert await db.fetchval("SELECT outcome FROM zoom_reconciliation_runs") == "failed"
 
 
 @pytest.mark.parametrize(

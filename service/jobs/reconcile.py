@@ -245,6 +245,13 @@ def missing_rows(
     return list(missing.values())
 
 
+def still_running(stored: Iterable[Mapping[str, Any]]) -> bool:
+    """Tell whether the stored events show the meeting started after its last end."""
+    starts = [r["occurred_at"] for r in stored if r["event_type"] == MEETING_STARTED]
+    ends = [r["occurred_at"] for r in stored if r["event_type"] == MEETING_ENDED]
+    return bool(starts) and (not ends or max(starts) > max(ends))
+
+
 def rows_json(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as insert_recovered_events reads them, each with a time-ordered id."""
     return orjson.dumps(
@@ -353,6 +360,9 @@ async def store_reports(
                 q.insert_recovered_events, booking_id, meeting_id, rows_json(new)
             )
             recovered = done["recovered"] if done is not None else 0
+        if not reports and still_running([dict(r) for r in stored]):
+            # Zoom lists only ended instances: a delivered start and no end means it still runs.
+            unfinished.append("Zoom lists no ended instance, and the meeting started")
         if unfinished:
             outcome = PENDING
         else:
