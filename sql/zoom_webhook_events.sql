@@ -34,7 +34,7 @@ SELECT e.id, e.event_type, e.occurred_at, e.zoom_meeting_id, e.participant_name,
 -- the participant object, in the body's own shape): never a whole body per event. A recovered
 -- row's raw_data is Zoom's participant or instance record, small and read whole.
 SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
-       e.participant_email, e.participant_user_id, e.source,
+       e.participant_email, e.participant_user_id, e.source, e.participant_person,
        CASE WHEN e.source = 'zoom_api' OR jsonb_typeof(e.raw_data) <> 'object' THEN e.raw_data
             ELSE jsonb_build_object('payload', jsonb_build_object('object', jsonb_strip_nulls(
                      jsonb_build_object(
@@ -47,27 +47,48 @@ SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
  ORDER BY e.occurred_at, e.id
  LIMIT $2;
 
+-- name: select_webhook_events_to_strip
+-- Retention: the next events that occurred before $1 and still carry participant details, at
+-- most $2, locked until the transaction ends; rows another transaction holds are skipped (SKIP
+-- LOCKED) and left for the next run, so retention never waits on ingest or blocks it. The
+-- WHERE clause repeats zoom_webhook_events_unstripped_idx's predicate so that the index serves
+-- it. Fewer than $2 rows means nothing is left to do after them.
+SELECT e.id, e.zoom_meeting_id
+  FROM zoom_webhook_events AS e
+ WHERE e.occurred_at < $1
+   AND (e.participant_name IS NOT NULL
+        OR e.participant_email IS NOT NULL
+        OR (e.raw_data IS NOT NULL AND NOT e.raw_data @> '{"redacted": true}'))
+ ORDER BY e.occurred_at, e.id
+ LIMIT $2
+   FOR UPDATE SKIP LOCKED;
+
+-- name: select_meeting_participant_events
+-- Every participant event of the meetings $1 (text[]), as attendance reads them, for retention
+-- to find who each person is before it strips their names and emails.
+SELECT e.id, e.event_type, e.occurred_at, e.meeting_uuid, e.participant_name,
+       e.participant_email, e.participant_user_id, e.raw_data, e.source, e.participant_person
+  FROM zoom_webhook_events AS e
+ WHERE e.zoom_meeting_id = ANY($1::text[])
+   AND e.event_type IN ('meeting.participant_joined', 'meeting.participant_left')
+ ORDER BY e.occurred_at, e.id;
+
+-- name: set_webhook_event_persons
+-- Give each event its person's token. $1 event ids (uuid[]), $2 their tokens (uuid[]).
+UPDATE zoom_webhook_events AS e
+   SET participant_person = p.person
+  FROM unnest($1::uuid[], $2::uuid[]) AS p (id, person)
+ WHERE e.id = p.id
+   AND e.participant_person IS DISTINCT FROM p.person;
+
 -- name: strip_webhook_event_pii
--- Retention: forget who took part in events that occurred before $1, at most $2 rows per call.
--- Each call is one short transaction over one batch; rows another transaction holds are skipped
--- (SKIP LOCKED) and left for the next run, so retention never waits on ingest or blocks it.
--- Kept: the row, event_type, occurred_at, zoom_meeting_id, meeting_uuid, booking_id, dedupe_key
--- and Zoom's participant ids (attendance still counts each person's time). Gone: name, email,
--- and every other part of raw_data, which shrinks to the event's non-personal skeleton marked
+-- Retention: forget who took part in the events $1 (uuid[], locked by
+-- select_webhook_events_to_strip in the same transaction). Kept: the row, event_type,
+-- occurred_at, zoom_meeting_id, meeting_uuid, booking_id, dedupe_key, participant_person and
+-- Zoom's participant ids (attendance still counts each person's time). Gone: name, email, and
+-- every other part of raw_data, which shrinks to the event's non-personal skeleton marked
 -- "redacted" (a row recovered from Zoom's API keeps the ids and times of Zoom's record, which
--- is its raw_data). The WHERE clause repeats zoom_webhook_events_unstripped_idx's predicate so
--- that the index serves it. Returns the ids stripped; fewer than $2 means nothing is left to do.
-WITH batch AS (
-    SELECT e.id
-      FROM zoom_webhook_events AS e
-     WHERE e.occurred_at < $1
-       AND (e.participant_name IS NOT NULL
-            OR e.participant_email IS NOT NULL
-            OR (e.raw_data IS NOT NULL AND NOT e.raw_data @> '{"redacted": true}'))
-     ORDER BY e.occurred_at, e.id
-     LIMIT $2
-       FOR UPDATE SKIP LOCKED
-)
+-- is its raw_data). Returns the ids stripped.
 UPDATE zoom_webhook_events AS e
    SET participant_name = NULL,
        participant_email = NULL,
@@ -110,8 +131,7 @@ UPDATE zoom_webhook_events AS e
                        'leave_time', e.raw_data #> '{payload,object,participant,leave_time}')
                END))
        )) END
-  FROM batch
- WHERE e.id = batch.id
+ WHERE e.id = ANY($1::uuid[])
 RETURNING e.id;
 
 -- name: create_webhook_event_partitions

@@ -117,7 +117,11 @@ async def test_retention_command_strips_old_events_and_keeps_the_trail(client, d
         },
     }
     (fresh,) = recent
-    assert fresh == before[fresh["id"]]  # untouched
+    # Untouched but for its person token: the same one as the stripped events of that person.
+    fresh, untouched = dict(fresh), dict(before[fresh["id"]])
+    assert fresh.pop("participant_person") == joined["participant_person"] is not None
+    assert untouched.pop("participant_person") is None
+    assert fresh == untouched
 
 
 async def test_a_redelivered_old_event_is_still_recognised_after_retention(client, db):
@@ -159,3 +163,56 @@ def test_retention_needs_days(database_url):
     )
     assert result.returncode == 2
     assert "--days" in result.stderr
+
+
+def guest(name: str, user_id: str, at: datetime) -> dict:
+    """A guest without an account: no stable id, no email, a fresh user_id per join."""
+    return {"user_id": user_id, "user_name": name, "id": "", "participant_uuid": "",
+            "email": "", "join_time": zoom_time(at), "leave_time": zoom_time(at)}  # fmt: skip
+
+
+async def test_attendance_is_the_same_before_and_after_retention(client, db, auth_headers):
+    """A guest's name was their only key: retention leaves a person token in its place."""
+    start = datetime.now(UTC) - timedelta(days=60)
+    booking = await make_booking(db, zoom_meeting_id="777")
+
+    def event(kind: str, minutes: int, person: dict | None = None, ts: int = 0) -> dict:
+        fields = {"start_time": zoom_time(start), "end_time": zoom_time(start + timedelta(hours=1))}
+        return meeting_event(
+            kind, meeting_id="777", uuid="inst==", event_ts=ts or 10**12 + minutes,
+            participant=person, **fields,
+        )  # fmt: skip
+
+    def at(minutes: int) -> datetime:
+        return start + timedelta(minutes=minutes)
+
+    joined, left = "meeting.participant_joined", "meeting.participant_left"
+    deliveries = [
+        event("meeting.started", 0),
+        event(joined, 1, guest("Gus Guest", "16778240", at(1))),
+        event(left, 10, guest("Gus Guest", "16778240", at(10))),
+        event(joined, 20, guest("gus guest", "16779999", at(20))),  # rejoins, a new user_id
+        event(left, 30, guest("Gus Guest", "16779999", at(30))),
+        event(joined, 2, guest("Vera Visitor", "16770001", at(2))),
+        event(left, 50, guest("Vera Visitor", "16770001", at(50))),
+        event(joined, 3, participant("Jill Chill", join_time=zoom_time(at(3)))),
+        event(left, 40, participant("Jill Chill", leave_time=zoom_time(at(40)))),
+        event("meeting.ended", 60),
+    ]
+    for body in deliveries:
+        await post_signed(client, body)
+    path = f"/api/bookings/{booking['id']}/attendance"
+    before = await (await client.get(path, headers=auth_headers)).json()
+
+    q, cutoff = load_queries(), datetime.now(UTC) - timedelta(days=30)
+    assert await strip_participant_pii(db, q, older_than=cutoff, batch_size=4) == len(deliveries)
+    after = await (await client.get(path, headers=auth_headers)).json()
+
+    details = "SELECT count(*) FROM zoom_webhook_events WHERE participant_name IS NOT NULL"
+    assert await db.fetchval(details) == 0
+    assert len(before["participants"]) == 3
+    seconds = sorted(p["seconds_present"] for p in before["participants"])
+    assert seconds == [19 * 60, 37 * 60, 48 * 60]
+    for person in before["participants"]:
+        person["name"] = person["email"] = None  # what retention is for
+    assert after == before

@@ -5,7 +5,9 @@ rejoin to the earlier join. Two joins/leaves belong to the same person when they
   1. the `participant_uuid`, or
   2. the stable Zoom id (`participant_user_id`, else the participant's `id`), or
   3. the email (compared case-insensitively), or
-  4. the display name (case-insensitive), but only when one of the two records has none of
+  4. the person token retention gives every participant event before it strips names and
+     emails (one random token per person so grouped; service/jobs/retention.py), or
+  5. the display name (case-insensitive), but only when one of the two records has none of
      the three keys above (a guest without an account or email): two signed-in people who
      happen to share a name stay apart.
 The relation is closed transitively (in linear time, by the keys the records share), so the
@@ -76,6 +78,7 @@ class ZoomFact:
     email: str = ""
     name: str = ""
     source: str = DELIVERED_SOURCE  # how the event reached us: "webhook" or "zoom_api"
+    person: str = ""  # the person token retention wrote before stripping names and emails
 
     @property
     def is_participant_event(self) -> bool:
@@ -84,7 +87,12 @@ class ZoomFact:
     @property
     def strong_keys(self) -> tuple[tuple[str, str], ...]:
         email = self.email.strip().casefold()
-        keys = (("uuid", self.participant_uuid), ("id", self.stable_id), ("email", email))
+        keys = (
+            ("uuid", self.participant_uuid),
+            ("id", self.stable_id),
+            ("email", email),
+            ("person", self.person),
+        )
         return tuple((kind, value) for kind, value in keys if value)
 
     @property
@@ -147,6 +155,7 @@ def fact_from_row(row: Row) -> ZoomFact:
         email=person.email or text(row.get("participant_email")) or "",
         name=person.name or text(row.get("participant_name")) or "",
         source=source,
+        person=person_token(row),
     )
 
 
@@ -177,7 +186,14 @@ def fact_from_recovered_row(row: Row) -> ZoomFact:
         email=person.email or text(row.get("participant_email")) or "",
         name=person.name or text(row.get("participant_name")) or "",
         source=RECOVERED_SOURCE,
+        person=person_token(row),
     )
+
+
+def person_token(row: Row) -> str:
+    """The row's person token (participant_person), written by retention; "" before it ran."""
+    token = row.get("participant_person")
+    return str(token) if token else ""
 
 
 def same_person(a: ZoomFact, b: ZoomFact) -> bool:

@@ -1,0 +1,1 @@
+ALTER TABLE zoom_webhook_events DROP COLUMN participant_person;
