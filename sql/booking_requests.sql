@@ -5,10 +5,10 @@
 -- fails at once (SQLSTATE 55P03) and the caller polls, holding no connection meanwhile.
 -- $1 request id, $2 coach id, $3 the claim's token, $4 seconds it holds. No row: no such
 -- request. claimed: this call holds the claim now (the request was pending, of that coach,
--- and unclaimed or its claim lapsed).
+-- and unclaimed, its claim lapsed, or the claim was already this token's: a retry).
 WITH target AS (
     SELECT r.id, r.coach_id, r.athlete_id, r.starts_at, r.duration_minutes, r.status,
-           r.booking_id, r.accept_claimed_until
+           r.booking_id, r.accept_claim, r.accept_claimed_until
       FROM booking_requests AS r
      WHERE r.id = $1
        FOR UPDATE NOWAIT
@@ -20,7 +20,9 @@ WITH target AS (
      WHERE r.id = t.id
        AND t.status = 'pending'
        AND t.coach_id = $2
-       AND (t.accept_claimed_until IS NULL OR t.accept_claimed_until <= clock_timestamp())
+       AND (t.accept_claimed_until IS NULL
+            OR t.accept_claimed_until <= clock_timestamp()
+            OR t.accept_claim = $3)
     RETURNING r.id
 )
 SELECT t.id, t.coach_id, t.athlete_id, t.starts_at, t.duration_minutes, t.status, t.booking_id,

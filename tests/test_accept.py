@@ -594,3 +594,39 @@ async def test_a_drained_pool_is_503_after_the_acquire_timeout_not_a_hang(
             await pool.release(conn)
     assert fake_zoom.calls_to("create") == []
     await assert_still_pending(db, req)
+
+
+async def terminate_other_backends(db) -> int:
+    """pg_terminate_backend every other client connection to the test database."""
+    rows = await db.fetch(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+        "AND backend_type = 'client backend'"
+    )
+    return len(rows)
+
+
+async def test_backends_terminated_while_zoom_is_called_still_make_one_booking(
+    zoom_client, fake_zoom, db
+):
+    """Nothing is held across the Zoom call, so a database that drops every connection
+    meanwhile costs nothing: the booking is written on a fresh one, exactly once."""
+    fake_zoom.create_latency = 0.5
+    req = await make_booking_request(db)
+    first = asyncio.ensure_future(accept(zoom_client, req["id"], req["coach_id"]))
+    for _ in range(200):
+        if fake_zoom.calls_to("create"):
+            break
+        await asyncio.sleep(0.01)
+    assert await terminate_other_backends(db) >= 1
+    racing = await accept(zoom_client, req["id"], req["coach_id"])
+
+    assert (await first).status == 201
+    assert racing.status == 200
+    assert await terminate_other_backends(db) >= 1
+    again = await accept(zoom_client, req["id"], req["coach_id"])  # the very next use: fine
+    assert again.status == 200
+    assert len(fake_zoom.meetings) == 1
+    assert await db.fetchval("SELECT count(*) FROM bookings") == 1
+    status = "SELECT status, accept_claim FROM booking_requests WHERE id = $1"
+    assert tuple(await db.fetchrow(status, req["id"])) == ("accepted", None)

@@ -11,7 +11,7 @@ import asyncpg
 from aiohttp import web
 
 from service.db import Connection, Queries
-from service.http.errors import BadGateway, Conflict, Forbidden, NotFound
+from service.http.errors import BadGateway, Conflict, Forbidden, NotFound, is_database_unavailable
 from service.http.payloads import json_response, parse_uuid, parse_uuid_text, read_json
 from service.keys import CONFIG, POOL, QUERIES
 from service.zoom_api.client import ZoomClient, require_zoom
@@ -63,6 +63,7 @@ async def accept_when_free(
     deadline = zoom.deadline()
     claim = uuid.uuid4()
     claim_seconds = zoom.budget + CLAIM_MARGIN_SECONDS
+    reconnected = False
     while True:
         try:
             async with pool.acquire(timeout=acquire_timeout) as conn:
@@ -78,6 +79,12 @@ async def accept_when_free(
                     return await read_booking(conn, q, booking_id), False
         except asyncpg.LockNotAvailableError:
             pass  # another transaction holds the row for a moment
+        except Exception as exc:
+            # A connection the server closed while it idled in the pool: once more, on a fresh
+            # one (a claim that did commit is ours again, by its token).
+            if reconnected or not is_database_unavailable(exc):
+                raise
+            reconnected = True
         else:
             if request_row["claimed"]:
                 booking = await accept_claimed(
@@ -127,20 +134,31 @@ async def accept_claimed(
         raise
     committing = False
     try:
-        async with pool.acquire(timeout=acquire_timeout) as conn, conn.transaction():
-            booking_id = await conn.fetchval(
-                q.insert_booking_for_request,
-                request_id,
-                meeting.id,
-                meeting.join_url,
-                meeting.start_url,
-            )
-            if await conn.fetchval(q.accept_booking_request, request_id, booking_id, claim) is None:
-                raise ClaimLost
-            # Read back after the linking trigger ran: an orphan meeting.ended completes it.
-            booking = await read_booking(conn, q, booking_id)
-            committing = True  # leaving the block commits
-        return booking
+        for attempt in (1, 2):
+            try:
+                async with pool.acquire(timeout=acquire_timeout) as conn, conn.transaction():
+                    booking_id = await conn.fetchval(
+                        q.insert_booking_for_request,
+                        request_id,
+                        meeting.id,
+                        meeting.join_url,
+                        meeting.start_url,
+                    )
+                    accepted = await conn.fetchval(
+                        q.accept_booking_request, request_id, booking_id, claim
+                    )
+                    if accepted is None:
+                        raise ClaimLost
+                    # Read back after the linking trigger ran: an orphan meeting.ended completes it.
+                    booking = await read_booking(conn, q, booking_id)
+                    committing = True  # leaving the block commits
+                return booking
+            except Exception as exc:
+                # A connection the server closed while it idled in the pool (a restart,
+                # pg_terminate_backend) fails before COMMIT: nothing was written, try once more.
+                if committing or attempt == 2 or not is_database_unavailable(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
     except ClaimLost:
         await asyncio.shield(delete_stray_meeting(zoom, meeting.id))
         return None
