@@ -28,6 +28,7 @@ from service.webhook.signature import SignatureCheck
 from service.zoom_payload import STORED_EVENTS
 
 POOL = web.AppKey("pool", object)
+LOCK_TIMEOUT_MS = round(Config.ingest_lock_timeout_seconds * 1000)
 
 
 def make_app(config: Config, mode: str) -> web.Application:
@@ -45,7 +46,8 @@ def make_app(config: Config, mode: str) -> web.Application:
         status = "stored"
         if mode == "insert":
             async with request.app[POOL].acquire() as conn:
-                new = await store_events(conn, queries, [event])
+                # The service's own lock wait (Config.ingest_lock_timeout_seconds).
+                new = await store_events(conn, queries, [event], lock_timeout_ms=LOCK_TIMEOUT_MS)
             status = "stored" if event.dedupe_key in new else "duplicate"
         return json_response({"status": status, "event": event.event_type})
 
