@@ -3,7 +3,7 @@
 -- completed, no final outcome yet, and a scheduled end between $1 days and 30 minutes ago.
 -- The scheduled end is the request's starts_at + duration_minutes; a booking without a request
 -- ends 24 h after its created_at. Each branch is narrowed on an indexed column first
--- (migration 120; a request lasts at most 1440 minutes). No rows: nothing is due.
+-- (migration 140; a request lasts at most 1440 minutes). No rows: nothing is due.
 WITH window_bounds AS (
     SELECT now() - make_interval(days => $1) AS earliest,
            now() - interval '30 minutes' AS latest
