@@ -15,6 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from service.config import Config, ConfigError, database_url_from_env
 
 if TYPE_CHECKING:
@@ -108,11 +110,22 @@ async def tune_garbage_collection(app: web.Application) -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def migrate() -> int:
+def job_database_url() -> str | None:
+    """Return DATABASE_URL for a command, or None after saying on stderr why it is unusable."""
     try:
-        database_url = database_url_from_env(os.environ)
+        return database_url_from_env(os.environ)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+# What ends a database job early with exit 1: the database is unreachable, or refused a batch.
+JOB_DATABASE_ERRORS = (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def migrate() -> int:
+    database_url = job_database_url()
+    if database_url is None:
         return 2
     from service.jobs.migrate import apply_migrations
 
@@ -125,8 +138,6 @@ def retention(argv: list[str]) -> int:
     """Strip participant details from events older than --days (a daily job)."""
     import argparse
 
-    import asyncpg
-
     from service.jobs.retention import DEFAULT_BATCH_SIZE, run_retention
 
     parser = argparse.ArgumentParser(
@@ -138,14 +149,12 @@ def retention(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.days < 1 or args.batch_size < 1:
         parser.error("--days and --batch-size must be at least 1")
-    try:
-        database_url = database_url_from_env(os.environ)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    database_url = job_database_url()
+    if database_url is None:
         return 2
     try:
         stripped, cutoff = asyncio.run(run_retention(database_url, args.days, args.batch_size))
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except JOB_DATABASE_ERRORS as exc:
         print(f"error: retention stopped (finished batches stay done): {exc}", file=sys.stderr)
         return 1
     print(f"stripped participant details from {stripped} event(s) before {cutoff.isoformat()}")
@@ -155,8 +164,6 @@ def retention(argv: list[str]) -> int:
 def partitions(argv: list[str]) -> int:
     """Create the monthly partitions of zoom_webhook_events ahead of need (a daily job)."""
     import argparse
-
-    import asyncpg
 
     from service.jobs.partitions import DEFAULT_MONTHS_AHEAD, create_partitions
 
@@ -168,14 +175,12 @@ def partitions(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.months_ahead < 0:
         parser.error("--months-ahead must be at least 0")
-    try:
-        database_url = database_url_from_env(os.environ)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    database_url = job_database_url()
+    if database_url is None:
         return 2
     try:
         created = asyncio.run(create_partitions(database_url, args.months_ahead))
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except JOB_DATABASE_ERRORS as exc:
         print(f"error: partitions not created: {exc}", file=sys.stderr)
         return 1
     months = ", ".join(f"{m:%Y-%m}" for m in created) or "none missing"
@@ -191,8 +196,6 @@ def reconcile(argv: list[str]) -> int:
     """
     import argparse
     import uuid
-
-    import asyncpg
 
     from service.config import zoom_job_config_from_env
     from service.jobs.reconcile import DEFAULT_DAYS, UnknownBooking, run_reconcile
@@ -221,7 +224,7 @@ def reconcile(argv: list[str]) -> int:
     except UnknownBooking as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except JOB_DATABASE_ERRORS as exc:
         print(f"error: reconcile stopped (finished bookings stay done): {exc}", file=sys.stderr)
         return 1
     return summary.exit_status
