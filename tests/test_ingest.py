@@ -431,3 +431,50 @@ def test_one_batch_gets_distinct_ascending_version_7_ids(monkeypatch, noise):
     assert len(set(ids)) == 512 and ids == sorted(ids)
     assert {(i.version, i.variant) for i in ids} == {(7, uuid.RFC_4122)}
     assert len({i.int >> 80 for i in ids}) == 1  # one millisecond for the batch
+
+
+async def stored_in_passes(aiohttp_client, database_url, *, web_concurrency: int, passes):
+    """Queue one event per entry of passes, that many event-loop passes late; return the
+    batches (count, events) that stored them, from /metrics."""
+    app = create_app(test_config(database_url, web_concurrency=web_concurrency))
+    client = await aiohttp_client(app)
+    store = app[EVENT_STORE]
+
+    async def store_late(n: int, late: int) -> bool:
+        for _ in range(late):
+            await asyncio.sleep(0)
+        return await store.store(parsed_event(n))
+
+    stored = await asyncio.gather(*(store_late(n, late) for n, late in enumerate(passes)))
+    assert stored == [True] * len(passes)
+    text = await (await client.get("/metrics")).text()
+    count = metric(text, "zoom_webhook_ingest_batch_size_count")
+    return count, metric(text, "zoom_webhook_ingest_batch_size_sum")
+
+
+async def test_a_worker_among_several_gathers_events_arriving_pass_after_pass_in_one_batch(
+    aiohttp_client, database_url, clean_database, db
+):
+    batches = await stored_in_passes(
+        aiohttp_client, database_url, web_concurrency=2, passes=[0, 1, 2]
+    )
+    assert batches == (1, 3)
+    assert await db.fetchval("SELECT count(*) FROM zoom_webhook_events") == 3
+
+
+async def test_a_worker_among_several_stops_gathering_at_the_first_pass_that_brings_nothing(
+    aiohttp_client, database_url, clean_database
+):
+    # The second event comes two passes after the first: the first is not kept waiting for it.
+    batches = await stored_in_passes(aiohttp_client, database_url, web_concurrency=2, passes=[0, 3])
+    assert batches == (2, 2)
+
+
+async def test_a_single_process_sends_its_first_event_without_gathering(
+    aiohttp_client, database_url, clean_database
+):
+    batches = await stored_in_passes(
+        aiohttp_client, database_url, web_concurrency=1, passes=[0, 1, 2]
+    )
+    assert batches[0] >= 2
+    assert batches[1] == 3

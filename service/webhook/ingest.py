@@ -184,6 +184,7 @@ class EventStore:
         writers: int = 4,
         max_wait: float = 2.0,
         lock_timeout: float = 0.5,
+        gather_rounds: int = 0,
     ):
         self.pool = pool
         self.queries = queries
@@ -194,6 +195,8 @@ class EventStore:
         # Zoom waits 3 s for an answer; an event not stored after max_wait gets 503 instead.
         self.max_wait = max_wait
         self.lock_timeout_ms = max(1, round(lock_timeout * 1000))
+        # Loop passes a writer may wait for more events before it takes a batch (_gather).
+        self.gather_rounds = gather_rounds
         # Meetings whose lock a batch last waited for in vain: their events go in a statement
         # of their own, after the rest of the batch, until one is stored again.
         self._busy_meetings: set[str] = set()
@@ -323,6 +326,7 @@ class EventStore:
                     wakeup.clear()
                     await wakeup.wait()
                     continue
+                await self._gather()
                 batch = self._take_batch()
                 if not batch:
                     continue
@@ -338,6 +342,21 @@ class EventStore:
         finally:
             if conn is not None:
                 await self._give_back(conn)
+
+    async def _gather(self) -> None:
+        """Let the event loop read the requests already waiting, while they keep coming.
+
+        Each round is one pass of the loop: the deliveries whose bytes have arrived are parsed
+        and queued, and go in this batch rather than in a transaction of their own later. It
+        stops at the first round that adds nothing, so a lone event waits for no one.
+        """
+        for _ in range(self.gather_rounds):
+            queued = len(self._queue)
+            if queued >= self.max_batch or self._closing:
+                return
+            await asyncio.sleep(0)
+            if len(self._queue) == queued:
+                return
 
     def _take_batch(self) -> list[Waiter]:
         """Pop up to max_batch waiting events, skipping those whose waiter has given up."""
